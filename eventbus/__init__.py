@@ -1,0 +1,57 @@
+"""eventbus: an embedded, in-process event bus and durable-function engine with Inngest's API.
+
+::
+
+    import eventbus
+
+    client = eventbus.Inngest(app_id="acme-storefront-app")
+
+    @client.create_function(fn_id="send-receipt",
+                            trigger=eventbus.TriggerEvent(event="storefront/cart.checkout.completed"))
+    async def send_receipt(ctx: eventbus.Context) -> dict:
+        return {"cart": ctx.event.data["cartId"]}
+"""
+
+from ._client import Inngest as Inngest
+from ._clock import Clock as Clock
+from ._clock import SystemClock as SystemClock
+from ._clock import VirtualClock as VirtualClock
+from ._context import Context as Context
+from ._errors import EngineNotRunningError as EngineNotRunningError
+from ._errors import EventbusError as EventbusError
+from ._errors import EventValidationError as EventValidationError
+from ._errors import ExpressionError as ExpressionError
+from ._errors import FunctionConfigError as FunctionConfigError
+from ._errors import NonRetriableError as NonRetriableError
+from ._errors import RetryAfterError as RetryAfterError
+from ._errors import UsageError as UsageError
+from ._event import Event as Event
+from ._event import StoredEvent as StoredEvent
+from ._function import Function as Function
+from ._function import TriggerEvent as TriggerEvent
+from ._run import Run as Run
+from ._run import RunStatus as RunStatus
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Clock",
+    "Context",
+    "EngineNotRunningError",
+    "Event",
+    "EventValidationError",
+    "EventbusError",
+    "ExpressionError",
+    "Function",
+    "FunctionConfigError",
+    "Inngest",
+    "NonRetriableError",
+    "RetryAfterError",
+    "Run",
+    "RunStatus",
+    "StoredEvent",
+    "SystemClock",
+    "TriggerEvent",
+    "UsageError",
+    "VirtualClock",
+)

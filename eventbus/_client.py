@@ -1,0 +1,301 @@
+"""The client: ``eventbus.Inngest``, the one object users create."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.from_thread
+
+from ._clock import Clock, SystemClock
+from ._errors import FunctionConfigError, UsageError
+from ._event import Event, StoredEvent, check_user_names, coerce_events, encode_request
+from ._function import Function, Handler, Registry, TriggerEvent, make_function
+from ._run import Run, RunStatus
+from .transports import InProcessTransport, Transport
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+H = TypeVar("H", bound=Handler)
+
+DEFAULT_MAX_REQUEST_BYTES = 512 * 1024
+DEFAULT_MAX_EVENTS_PER_REQUEST = 5000
+DEFAULT_EVENT_RETENTION = 100_000
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise FunctionConfigError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class Inngest:
+    """An eventbus client: declare functions, send events, read what happened.
+
+    ``eventbus.Inngest(app_id="shop")`` runs everything in this process (the
+    in-process transport). Start the engine with ``async with client:`` in async code, or
+    ``with client:`` from synchronous code (it then runs in a background thread).
+
+    Args:
+        app_id: the application id; function ids are ``f"{app_id}-{fn_id}"``.
+        event_key: the Inngest event key (default ``$INNGEST_EVENT_KEY``); only remote
+            transports need it.
+        env: the Inngest branch environment (default ``$INNGEST_ENV``).
+        transport: where events go; default :class:`~eventbus.transports.InProcessTransport`.
+        clock: where time comes from; default :class:`~eventbus.SystemClock`. Pass a
+            :class:`~eventbus.VirtualClock` to skip time in tests.
+        logger: the logger for the engine and ``ctx.logger`` (default ``eventbus``).
+        max_request_bytes: the largest JSON encoding one ``send`` may have (512 KiB).
+        max_events_per_request: the most events one ``send`` may carry (5000).
+        event_retention: how many events, and how many finished runs, the engine keeps
+            for inspection (oldest are dropped first; events of active runs are kept).
+    """
+
+    def __init__(
+        self,
+        app_id: str,
+        *,
+        event_key: str | None = None,
+        env: str | None = None,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+        logger: logging.Logger | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_events_per_request: int = DEFAULT_MAX_EVENTS_PER_REQUEST,
+        event_retention: int = DEFAULT_EVENT_RETENTION,
+    ) -> None:
+        if not isinstance(app_id, str) or not app_id.strip():
+            raise FunctionConfigError(f"app_id must be a non-empty string, got {app_id!r}")
+        if transport is not None and not isinstance(transport, Transport):
+            raise FunctionConfigError(
+                f"transport must be an eventbus.transports.Transport, got {transport!r}"
+            )
+        if clock is not None and not isinstance(clock, Clock):
+            raise FunctionConfigError(f"clock must be an eventbus.Clock, got {clock!r}")
+        self.app_id = app_id
+        self.event_key = event_key if event_key is not None else os.environ.get("INNGEST_EVENT_KEY")
+        self.env = env if env is not None else os.environ.get("INNGEST_ENV")
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.logger = logger if logger is not None else logging.getLogger("eventbus")
+        self.max_request_bytes = _positive_int(max_request_bytes, "max_request_bytes")
+        self.max_events_per_request = _positive_int(max_events_per_request, "max_events_per_request")
+        self.event_retention = _positive_int(event_retention, "event_retention")
+        self._registry = Registry()
+        self.transport: Transport = transport if transport is not None else InProcessTransport()
+        self.transport.bind(self)
+        self._portal_cm: AbstractContextManager[anyio.from_thread.BlockingPortal] | None = None
+        self._running_cm: AbstractContextManager[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<eventbus.Inngest app_id={self.app_id!r} transport={type(self.transport).__name__}>"
+
+    # ------------------------------------------------------------------ functions
+
+    def create_function(
+        self,
+        *,
+        fn_id: str,
+        trigger: TriggerEvent | list[TriggerEvent],
+        name: str | None = None,
+        retries: int | None = None,
+        on_failure: Handler | None = None,
+    ) -> Callable[[H], Function]:
+        """Declare a function: a decorator for an ``async def handler(ctx)``.
+
+        ``trigger`` is one :class:`TriggerEvent` or a list of up to 10; ``retries`` (0-20,
+        default 4) is how many times a failed attempt is retried; ``on_failure`` is an
+        async handler registered as ``f"{fn_id}-failure"`` and run with the
+        ``inngest/function.failed`` event when a run of this function fails.
+
+        Raises :class:`FunctionConfigError` at once for an invalid configuration.
+        """
+        # Validate what we can before the decorator is applied, so errors point here.
+        probe = make_function(
+            app_id=self.app_id,
+            fn_id=fn_id,
+            trigger=trigger,
+            name=name,
+            retries=retries,
+            handler=_probe_handler,
+            on_failure=_probe_handler if on_failure is not None else None,
+        )
+        for function in probe:
+            if function.id in self._registry.functions:
+                raise FunctionConfigError(
+                    f"a function with id {function.id!r} is already registered on this client; "
+                    "every fn_id must be unique"
+                )
+
+        def decorator(handler: H) -> Function:
+            functions = make_function(
+                app_id=self.app_id,
+                fn_id=fn_id,
+                trigger=trigger,
+                name=name,
+                retries=retries,
+                handler=handler,
+                on_failure=on_failure,
+            )
+            for function in functions:
+                self._registry.add(function)
+            return functions[0]
+
+        return decorator
+
+    def functions(self) -> list[Function]:
+        """Every function registered on this client, in registration order."""
+        return list(self._registry.functions.values())
+
+    # ------------------------------------------------------------------ sending
+
+    def _prepare(self, events: object) -> tuple[list[Event], list[dict[str, Any]]]:
+        items = coerce_events(events)
+        if not items:
+            return items, []
+        check_user_names(items)
+        _, decoded = encode_request(
+            items, max_events=self.max_events_per_request, max_bytes=self.max_request_bytes
+        )
+        return items, decoded
+
+    async def send(self, events: Event | dict[str, Any] | list[Any] | tuple[Any, ...]) -> list[str]:
+        """Send one event or a list of them; returns their ids, in order.
+
+        Each event is an :class:`Event` or a mapping with the same fields. The whole send
+        is validated first: if any event is invalid, :class:`EventValidationError` names
+        it and nothing is accepted. An empty list returns ``[]``.
+        """
+        items, decoded = self._prepare(events)
+        if not items:
+            return []
+        return await self.transport.send(items, decoded)
+
+    def send_sync(self, events: Event | dict[str, Any] | list[Any] | tuple[Any, ...]) -> list[str]:
+        """The blocking twin of :meth:`send`, for synchronous code (``with client:``)."""
+        items, decoded = self._prepare(events)
+        if not items:
+            return []
+        return self.transport.send_sync(items, decoded)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Inngest:
+        self._running = self.transport.running()
+        await self._running.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._running.__aexit__(exc_type, exc, tb)
+
+    def __enter__(self) -> Inngest:
+        if self._portal_cm is not None:
+            raise UsageError("this client is already running in a background thread")
+        portal_cm = anyio.from_thread.start_blocking_portal()
+        portal = portal_cm.__enter__()
+        try:
+            running = portal.wrap_async_context_manager(self.transport.running())
+            running.__enter__()
+        except BaseException:
+            portal_cm.__exit__(None, None, None)
+            raise
+        self._portal_cm = portal_cm
+        self._running_cm = running
+        engine = getattr(self.transport, "engine", None)
+        if engine is not None:
+            engine.portal = portal
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        portal_cm, running = self._portal_cm, self._running_cm
+        assert portal_cm is not None and running is not None
+        self._portal_cm = self._running_cm = None
+        try:
+            running.__exit__(exc_type, exc, tb)
+        finally:
+            engine = getattr(self.transport, "engine", None)
+            if engine is not None:
+                engine.portal = None
+            portal_cm.__exit__(None, None, None)
+
+    # ------------------------------------------------------------------ records
+
+    @property
+    def engine(self) -> Engine:
+        """The in-process engine (running, or the last one that ran)."""
+        engine = getattr(self.transport, "engine", None)
+        if engine is None:
+            if not isinstance(self.transport, InProcessTransport):
+                raise UsageError(
+                    f"{type(self.transport).__name__} keeps no runs or events: records exist "
+                    "only with the in-process transport"
+                )
+            raise UsageError(
+                "the engine has not run yet: enter `async with client:` or `with client:` first"
+            )
+        return engine  # type: ignore[no-any-return]
+
+    async def settle(self, *, advance_time: bool = False) -> None:
+        """Wait until no run is executing and no event is queued.
+
+        With ``advance_time=True`` and a :class:`VirtualClock`, keep jumping the clock to
+        the next due timer (retry backoff, future events) until nothing is left to do.
+        """
+        engine = self.engine
+        if engine.portal is not None and threading.get_ident() != engine._thread:
+            await anyio.to_thread.run_sync(self.settle_sync, advance_time)
+            return
+        await engine.settle(advance_time=advance_time)
+
+    def settle_sync(self, advance_time: bool = False) -> None:
+        """The blocking twin of :meth:`settle`, for ``with client:`` programs."""
+        engine = self.engine
+        if engine.portal is None:
+            raise UsageError(
+                "settle_sync() needs the engine running in a background thread (`with client:`); "
+                "in async code use `await client.settle()`"
+            )
+        if threading.get_ident() == engine._thread:
+            raise UsageError("settle_sync() was called from the engine's own event loop")
+        engine.portal.call(lambda: engine.settle(advance_time=advance_time))
+
+    def get_event(self, event_id: str) -> StoredEvent | None:
+        """The stored event with this id (as returned by ``send``), or None."""
+        return self.engine.get_event(event_id)
+
+    def events(self, name: str | None = None) -> list[StoredEvent]:
+        """Stored events, oldest first, optionally only those named ``name``."""
+        return self.engine.events(name)
+
+    def get_run(self, run_id: str) -> Run | None:
+        """The run with this id, or None."""
+        return self.engine.get_run(run_id)
+
+    def runs(
+        self,
+        function_id: str | None = None,
+        event_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[Run]:
+        """Runs, oldest first, filtered by full function id, event id and status."""
+        return self.engine.runs(function_id=function_id, event_id=event_id, status=status)
+
+
+async def _probe_handler(ctx: Any) -> None:  # pragma: no cover - never called
+    """Stands in for the real handler while create_function validates its arguments."""

@@ -1,0 +1,52 @@
+"""The ``ctx`` argument every handler receives."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._event import StoredEvent
+
+
+class Context:
+    """What a handler knows about its run.
+
+    ``event`` is the triggering event (its ``id`` is the user's id, or the engine id when
+    none was given), ``events`` every event of the run, ``run_id`` the run's id,
+    ``attempt`` the 0-based attempt number and ``logger`` a logger that tags records with
+    the run and function ids.
+    """
+
+    __slots__ = ("_base_logger", "_logger", "attempt", "event", "events", "function_id", "run_id")
+
+    def __init__(
+        self,
+        *,
+        event: StoredEvent,
+        events: list[StoredEvent],
+        run_id: str,
+        attempt: int,
+        function_id: str,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self.event = event
+        self.events = events
+        self.run_id = run_id
+        self.attempt = attempt
+        self.function_id = function_id
+        self._base_logger = logger
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry ``run_id`` and ``function_id`` in ``extra``."""
+        if self._logger is None:
+            self._logger = logging.LoggerAdapter(
+                self._base_logger,  # type: ignore[arg-type]
+                {"run_id": self.run_id, "function_id": self.function_id},
+            )
+        return self._logger
+
+    def __repr__(self) -> str:
+        return f"<Context run_id={self.run_id!r} event={self.event.name!r} attempt={self.attempt}>"

@@ -1,0 +1,503 @@
+"""The in-process engine: stores events, deduplicates, fans out, runs and retries.
+
+Execution model. ``ingest`` is synchronous: it stores each event, checks the dedup
+index and creates one run per matching function, queueing it. Runs are executed by a
+small pool of worker tasks in the engine's task group. A worker awaits handlers one
+after another; before it starts a run while more are queued it makes sure a spare
+worker exists, so a handler that suspends (awaits I/O, sleeps) never holds up the
+runs behind it, while handlers that never suspend cost no task spawn at all.
+
+Timers (retry backoff, events with a future ``ts``) live in a heap keyed by due time
+on the client clock. With a :class:`~eventbus.VirtualClock` they fire when the clock
+is advanced; otherwise a timer task sleeps until the earliest one is due.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import math
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.lowlevel import checkpoint
+
+from ._clock import Clock, VirtualClock
+from ._context import Context
+from ._dedup import DedupIndex
+from ._errors import NonRetriableError, RetryAfterError, UsageError, error_info
+from ._event import StoredEvent, make_stored
+from ._function import FAILED_EVENT, FINISHED_EVENT, Function, Registry
+from ._ids import UlidGenerator
+from ._run import Run, RunStatus
+
+#: Delay after failed attempt n (0-based), before jitter: Inngest's backoff table.
+BACKOFF_MS = (
+    15_000,
+    30_000,
+    60_000,
+    120_000,
+    300_000,
+    600_000,
+    1_200_000,
+    2_400_000,
+    3_600_000,
+    7_200_000,
+)
+MAX_JITTER_MS = 30_000
+MIN_RETRY_AFTER_MS = 1_000
+MAX_RETRY_AFTER_MS = 86_400_000
+MAX_IDLE_WORKERS = 8
+YIELD_EVERY = 64
+_SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
+
+
+def backoff_ms(attempt: int, rng: random.Random) -> int:
+    """The delay before retrying after failed attempt ``attempt`` (0-based), with jitter."""
+    return BACKOFF_MS[min(attempt, len(BACKOFF_MS) - 1)] + rng.randint(0, MAX_JITTER_MS)
+
+
+class Engine:
+    """One running engine: the records, the dedup index, the queue and the workers."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        clock: Clock,
+        logger: logging.Logger,
+        event_retention: int,
+        seed: int | None = None,
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.logger = logger
+        self.event_retention = event_retention
+        self.random = random.Random(seed)
+        self.dedup = DedupIndex()
+        self._ids = UlidGenerator()
+        self._events: dict[str, StoredEvent] = {}
+        self._runs: dict[str, Run] = {}
+        self._runs_by_event: dict[str, list[Run]] = {}
+        self._pins: dict[str, int] = {}
+        self._finished_runs = 0
+        self._ready: deque[Run] = deque()
+        self._active = 0  # runs queued or executing
+        self._idle = 0
+        self._starting = 0
+        self._wake = anyio.Event()
+        self._wake_pending = False
+        self._settled: anyio.Event | None = None
+        self._timers: list[tuple[int, int, Callable[[], None]]] = []
+        self._timer_seq = 0
+        self._timer_changed: anyio.Event | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._thread: int | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self.portal: anyio.from_thread.BlockingPortal | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def running(self) -> bool:
+        return self._tg is not None
+
+    def start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Start serving inside ``tg`` (the caller's task group)."""
+        self._tg = tg
+        self._thread = threading.get_ident()
+        self._wake = anyio.Event()
+        if isinstance(self.clock, VirtualClock):
+            self._unsubscribe = self.clock.subscribe(self._on_clock_advance)
+        else:
+            tg.start_soon(self._timer_loop)
+
+    def stop(self) -> None:
+        """Stop accepting work; the caller cancels the task group."""
+        self._tg = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        unfinished = [run for run in self._runs.values() if not run.status.is_finished]
+        if unfinished:
+            self.logger.warning(
+                "eventbus engine stopped with %d unfinished run(s): %s",
+                len(unfinished),
+                ", ".join(repr(run) for run in unfinished[:10]),
+            )
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest(self, decoded: Sequence[dict[str, Any]]) -> list[str]:
+        """Accept validated, JSON-decoded events; returns their internal ids in order."""
+        now = self.clock.now_ms()
+        new_id = self._ids.new
+        ids: list[str] = []
+        for raw in decoded:
+            internal_id = new_id(now)
+            user_id = raw["id"]
+            data = raw["data"]
+            data.pop("_inngest", None)
+            duplicate = bool(user_id) and self.dedup.seen(user_id, now)
+            stored = make_stored(
+                name=raw["name"],
+                data=data,
+                id=user_id or internal_id,
+                ts=raw["ts"] or now,
+                v=raw["v"],
+                user=raw["user"] or {},
+                internal_id=internal_id,
+                received_at_ms=now,
+                deduplicated=duplicate,
+            )
+            self._store(stored)
+            ids.append(internal_id)
+            if not duplicate:
+                self._fan_out(stored, now)
+        return ids
+
+    def _emit(self, name: str, data: dict[str, Any], event_id: str | None = None) -> None:
+        """Send a system event through the normal path (stored, triggers functions)."""
+        now = self.clock.now_ms()
+        internal_id = self._ids.new(now)
+        stored = make_stored(
+            name=name,
+            data=data,
+            id=event_id or internal_id,
+            ts=now,
+            v=None,
+            user={},
+            internal_id=internal_id,
+            received_at_ms=now,
+            deduplicated=False,
+        )
+        self._store(stored)
+        self._fan_out(stored, now)
+
+    def _store(self, stored: StoredEvent) -> None:
+        events = self._events
+        events[stored.internal_id] = stored
+        if len(events) > self.event_retention + (self.event_retention >> 3) + 16:
+            self._prune_events()
+
+    def _prune_events(self) -> None:
+        events = self._events
+        excess = len(events) - self.event_retention
+        victims = []
+        for internal_id in events:
+            if excess <= 0:
+                break
+            if internal_id not in self._pins:
+                victims.append(internal_id)
+                excess -= 1
+        for internal_id in victims:
+            del events[internal_id]
+
+    def _fan_out(self, stored: StoredEvent, now: int) -> None:
+        matches = self.registry.matching(stored.name)
+        if not matches:
+            return
+        env: dict[str, Any] | None = None
+        for function, triggers in matches:
+            if function.has_expressions:
+                if env is None:
+                    env = {"event": stored.expr_view()}
+                if not any(t.matches(env) for t in triggers):
+                    continue
+            run = Run(self._ids.new(now), function, (stored,))
+            self._record_run(run)
+            if stored.ts is not None and stored.ts > now:
+                # Inngest schedules runs of future-dated events at their ts.
+                self._add_timer(stored.ts, lambda run=run: self._enqueue(run))
+            else:
+                self._enqueue(run)
+
+    def _record_run(self, run: Run) -> None:
+        self._runs[run.run_id] = run
+        pins = self._pins
+        for event in run.events:
+            key = event.internal_id
+            pins[key] = pins.get(key, 0) + 1
+            by_event = self._runs_by_event.get(key)
+            if by_event is None:
+                self._runs_by_event[key] = [run]
+            else:
+                by_event.append(run)
+
+    def _release_run(self, run: Run) -> None:
+        pins = self._pins
+        for event in run.events:
+            key = event.internal_id
+            count = pins[key] - 1
+            if count:
+                pins[key] = count
+            else:
+                del pins[key]
+        self._finished_runs += 1
+        if self._finished_runs > self.event_retention + (self.event_retention >> 3) + 16:
+            self._prune_runs()
+
+    def _prune_runs(self) -> None:
+        excess = self._finished_runs - self.event_retention
+        victims = []
+        for run in self._runs.values():
+            if excess <= 0:
+                break
+            if run.status.is_finished:
+                victims.append(run)
+                excess -= 1
+        for run in victims:
+            del self._runs[run.run_id]
+            self._finished_runs -= 1
+            for event in run.events:
+                by_event = self._runs_by_event.get(event.internal_id)
+                if by_event is not None:
+                    by_event.remove(run)
+                    if not by_event:
+                        del self._runs_by_event[event.internal_id]
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _enqueue(self, run: Run) -> None:
+        self._ready.append(run)
+        self._active += 1
+        if self._idle:
+            if not self._wake_pending:
+                self._wake_pending = True
+                self._wake.set()
+        elif not self._starting:
+            self._spawn_worker()
+
+    def _spawn_worker(self) -> None:
+        if self._tg is None:
+            return  # stopping: queued runs stay QUEUED and are reported at stop
+        self._starting += 1
+        self._tg.start_soon(self._worker)
+
+    async def _worker(self) -> None:
+        self._starting -= 1
+        ready = self._ready
+        done = 0
+        while True:
+            while ready:
+                run = ready.popleft()
+                if ready and not self._idle and not self._starting:
+                    # Someone must take the rest if this handler suspends.
+                    self._spawn_worker()
+                await self._execute(run)
+                self._active -= 1
+                done += 1
+                if done % YIELD_EVERY == 0:
+                    await checkpoint()
+            if not self._active and self._settled is not None:
+                self._settled.set()
+                self._settled = None
+            if self._idle >= MAX_IDLE_WORKERS:
+                return
+            self._idle += 1
+            try:
+                await self._wake.wait()
+            finally:
+                self._idle -= 1
+            if self._wake_pending:
+                self._wake_pending = False
+                self._wake = anyio.Event()
+
+    async def settle(self, *, advance_time: bool = False) -> None:
+        """Return when no run is executing and none is queued.
+
+        With ``advance_time=True`` (virtual clock only) keep jumping the clock to the next
+        due timer until none is left.
+        """
+        if advance_time and not isinstance(self.clock, VirtualClock):
+            raise UsageError(
+                "settle(advance_time=True) needs a virtual clock: create the client with "
+                "clock=eventbus.VirtualClock()"
+            )
+        while True:
+            while self._active:
+                if self._settled is None:
+                    self._settled = anyio.Event()
+                await self._settled.wait()
+            if not advance_time or not self._timers:
+                return
+            assert isinstance(self.clock, VirtualClock)
+            self.clock.advance_to_ms(self._timers[0][0])
+            self._fire_due()
+
+    # ------------------------------------------------------------------ timers
+
+    def _add_timer(self, due_ms: int, callback: Callable[[], None]) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (due_ms, self._timer_seq, callback))
+        if self._timers[0][1] == self._timer_seq and self._timer_changed is not None:
+            self._timer_changed.set()
+
+    def _fire_due(self) -> None:
+        timers = self._timers
+        now = self.clock.now_ms()
+        while timers and timers[0][0] <= now:
+            _, _, callback = heapq.heappop(timers)
+            callback()
+
+    def _on_clock_advance(self) -> None:
+        if threading.get_ident() == self._thread:
+            self._fire_due()
+        elif self.portal is not None:
+            self.portal.call(self._fire_due)
+        else:  # pragma: no cover - a virtual clock advanced from a foreign thread
+            raise UsageError("advance a VirtualClock from the thread that runs its engine")
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._fire_due()
+            delay = math.inf
+            if self._timers:
+                delay = max(0.0, (self._timers[0][0] - self.clock.now_ms()) / 1000)
+            self._timer_changed = anyio.Event()
+            with anyio.move_on_after(delay):
+                await self._timer_changed.wait()
+
+    # ------------------------------------------------------------------ execution
+
+    async def _execute(self, run: Run) -> None:
+        function = run.function
+        now = self.clock.now_ms()
+        attempt = run.attempts
+        run.attempts = attempt + 1
+        run.status = RunStatus.RUNNING
+        if run._started_ms is None:
+            run._started_ms = now
+        ctx = Context(
+            event=run.events[0],
+            events=list(run.events),
+            run_id=run.run_id,
+            attempt=attempt,
+            function_id=function.id,
+            logger=self.logger,
+        )
+        try:
+            output = await function.handler(ctx)
+        except NonRetriableError as exc:
+            self._fail(run, exc)
+        except RetryAfterError as exc:
+            delay = exc.delay_ms(self.clock.now_ms())
+            self._retry_or_fail(run, exc, min(max(delay, MIN_RETRY_AFTER_MS), MAX_RETRY_AFTER_MS))
+        except Exception as exc:
+            self._retry_or_fail(run, exc, None)
+        else:
+            if output is not None:
+                try:
+                    output = json.loads(json.dumps(output, allow_nan=False))
+                except (TypeError, ValueError) as exc:
+                    self._fail(
+                        run,
+                        NonRetriableError(
+                            f"the return value of {function.id!r} is not JSON ({exc}); "
+                            "return dicts, lists, strings, numbers, bools or None"
+                        ),
+                    )
+                    return
+            self._complete(run, output)
+
+    def _retry_or_fail(self, run: Run, exc: Exception, delay: int | None) -> None:
+        if run.attempts > run.function.retries:
+            self._fail(run, exc)
+            return
+        if delay is None:
+            delay = backoff_ms(run.attempts - 1, self.random)
+        run.error = error_info(exc)
+        self.logger.info(
+            "run %s of %s failed attempt %d (%s: %s); retrying in %.1fs",
+            run.run_id,
+            run.function.id,
+            run.attempts - 1,
+            type(exc).__name__,
+            exc,
+            delay / 1000,
+        )
+        self._add_timer(self.clock.now_ms() + delay, lambda: self._enqueue(run))
+
+    def _complete(self, run: Run, output: Any) -> None:
+        run.status = RunStatus.COMPLETED
+        run.output = output
+        run.error = None
+        run._ended_ms = self.clock.now_ms()
+        self._release_run(run)
+        if run.events[0].name not in _SYSTEM_NAMES:
+            data = self._finish_payload(run, "Completed")
+            data["result"] = output
+            self._emit(FINISHED_EVENT, data)
+
+    def _fail(self, run: Run, exc: BaseException) -> None:
+        run.status = RunStatus.FAILED
+        run.error = error_info(exc)
+        run._ended_ms = self.clock.now_ms()
+        self._release_run(run)
+        if not getattr(exc, "quiet", False):
+            self.logger.warning(
+                "run %s of %s failed after %d attempt(s): %s: %s",
+                run.run_id,
+                run.function.id,
+                run.attempts,
+                run.error["name"],
+                run.error["message"],
+            )
+        if run.events[0].name not in _SYSTEM_NAMES:
+            data = self._finish_payload(run, "Failed")
+            data["error"] = run.error
+            self._emit(FINISHED_EVENT, data)
+            failed = self._finish_payload(run, "Failed")
+            failed["error"] = run.error
+            self._emit(FAILED_EVENT, failed, event_id=run.run_id)
+
+    @staticmethod
+    def _finish_payload(run: Run, status: str) -> dict[str, Any]:
+        events = [event.to_dict() for event in run.events]
+        return {
+            "function_id": run.function.id,
+            "run_id": run.run_id,
+            "event": events[0],
+            "events": events,
+            "_inngest": {"status": status},
+        }
+
+    # ------------------------------------------------------------------ records
+
+    def get_event(self, internal_id: str) -> StoredEvent | None:
+        return self._events.get(internal_id)
+
+    def events(self, name: str | None = None) -> list[StoredEvent]:
+        if name is None:
+            return list(self._events.values())
+        return [event for event in self._events.values() if event.name == name]
+
+    def get_run(self, run_id: str) -> Run | None:
+        return self._runs.get(run_id)
+
+    def runs(
+        self,
+        function_id: str | None = None,
+        event_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[Run]:
+        source: Iterator[Run] | list[Run]
+        if event_id is not None:
+            source = list(self._runs_by_event.get(event_id, ()))
+        else:
+            source = iter(self._runs.values())
+        return [
+            run
+            for run in source
+            if (function_id is None or run.function.id == function_id)
+            and (status is None or run.status is status)
+        ]
+
+    def functions(self) -> list[Function]:
+        return list(self.registry.functions.values())

@@ -1,0 +1,137 @@
+"""The exception tree of eventbus.
+
+Every error the library raises derives from :class:`EventbusError`::
+
+    EventbusError
+    ├── EventValidationError      (also ValueError)   an event was rejected by send()
+    ├── FunctionConfigError       (also ValueError)   create_function() got an invalid config
+    │   └── ExpressionError                            an expression does not compile
+    ├── UsageError                (also RuntimeError) the API was used in a way that cannot work
+    │   └── EngineNotRunningError                      send() before the engine was started
+    ├── NonRetriableError                              raised by handlers: fail now, no retry
+    └── RetryAfterError                                raised by handlers: retry after a delay
+
+Messages say what was wrong, with the offending value, and what to do about it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+
+class EventbusError(Exception):
+    """Base class of every error raised by eventbus."""
+
+
+class EventValidationError(EventbusError, ValueError):
+    """An event given to ``send`` was invalid; nothing from that send was accepted.
+
+    ``index`` is the position of the offending event in the send (``None`` when the
+    problem concerns the whole request), ``field`` the offending field.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None, field: str | None = None) -> None:
+        self.index = index
+        self.field = field
+        self.reason = message
+        prefix = ""
+        if index is not None:
+            prefix = f"event [{index}]: "
+        if field is not None:
+            prefix += f"{field}: "
+        super().__init__(prefix + message)
+
+    def at(self, index: int) -> EventValidationError:
+        """Return a copy of this error located at position ``index`` of a send."""
+        return EventValidationError(self.reason, index=index, field=self.field)
+
+
+class FunctionConfigError(EventbusError, ValueError):
+    """``create_function`` (or a trigger or config class) was given an invalid value."""
+
+
+class ExpressionError(FunctionConfigError):
+    """An expression could not be compiled; the message points at the offending column."""
+
+    def __init__(self, message: str, *, expression: str, position: int) -> None:
+        self.expression = expression
+        self.position = position
+        caret = " " * position + "^"
+        super().__init__(f"{message} at column {position + 1}\n    {expression}\n    {caret}")
+
+
+class UsageError(EventbusError, RuntimeError):
+    """The API was called in a way that cannot work (the message says how to fix it)."""
+
+
+class EngineNotRunningError(UsageError):
+    """An event was sent while the in-process engine was not running."""
+
+
+class NonRetriableError(EventbusError):
+    """Raise from a handler to fail the run at once, without further retries."""
+
+    def __init__(self, message: str | None = None, *, quiet: bool = False) -> None:
+        self.message = message or "non-retriable error"
+        self.quiet = quiet
+        super().__init__(self.message)
+
+
+RetryAfter = "int | datetime.timedelta | datetime.datetime"
+
+
+class RetryAfterError(EventbusError):
+    """Raise from a handler to retry after ``retry_after``.
+
+    ``retry_after`` is an int of milliseconds, a ``timedelta`` or an aware ``datetime``.
+    The delay is clamped to 1 second .. 24 hours, as on Inngest; the retry still counts
+    as an attempt.
+    """
+
+    def __init__(
+        self,
+        message: str | None,
+        retry_after: int | datetime.timedelta | datetime.datetime,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        if isinstance(retry_after, bool) or not isinstance(
+            retry_after, (int, datetime.timedelta, datetime.datetime)
+        ):
+            raise TypeError(
+                f"retry_after must be int milliseconds, a timedelta or a datetime, "
+                f"not {retry_after!r}"
+            )
+        if isinstance(retry_after, datetime.datetime) and retry_after.tzinfo is None:
+            raise TypeError(
+                f"retry_after datetime {retry_after!r} is naive; give it a tzinfo "
+                "(for example datetime.timezone.utc)"
+            )
+        self.message = message or "retry requested"
+        self.retry_after = retry_after
+        self.quiet = quiet
+        super().__init__(self.message)
+
+    def delay_ms(self, now_ms: int) -> int:
+        """The requested delay in milliseconds from ``now_ms``, before clamping."""
+        value = self.retry_after
+        if isinstance(value, datetime.datetime):
+            return int(value.timestamp() * 1000) - now_ms
+        if isinstance(value, datetime.timedelta):
+            return int(value.total_seconds() * 1000)
+        return value
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """The JSON shape Inngest uses for an error: ``{"name", "message", "stack"}``."""
+    import traceback
+
+    message = getattr(exc, "message", None)
+    if not isinstance(message, str):
+        message = str(exc)
+    return {
+        "name": type(exc).__name__,
+        "message": message,
+        "stack": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }

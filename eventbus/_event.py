@@ -1,0 +1,329 @@
+"""Events: the value users send, its validation, and the stored form the engine keeps.
+
+Rules (Inngest's Event API, applied before anything is accepted):
+
+* ``name`` is a non-empty string; names starting with ``inngest/`` (any case) are
+  reserved for system events and rejected in user sends.
+* ``data`` is a mapping with string keys whose whole tree is JSON (``None`` means ``{}``);
+  NaN/Infinity, non-string keys, sets, datetimes... are rejected. ``data["_inngest"]``
+  is reserved and stripped.
+* ``ts`` is an int of epoch milliseconds between 1980-01-01 and 2100-01-01; it defaults
+  to the client clock's now.
+* ``id`` is an optional string (the deduplication key), ``v`` an optional string,
+  ``user`` a mapping (default ``{}``).
+
+A send is all-or-nothing: the first invalid event raises :class:`EventValidationError`
+naming its index, the field and the rule, and nothing from that send is accepted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ._clock import ms_to_datetime
+from ._errors import EventValidationError
+
+TS_MIN_MS = 315_532_800_000  # 1980-01-01T00:00:00Z
+TS_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+RESERVED_PREFIX = "inngest/"
+_FIELDS = frozenset({"name", "data", "id", "ts", "v", "user"})
+
+JSONScalar = (str, int, float, bool, type(None))
+
+
+def _check_json(value: object, path: str) -> None:
+    """Raise EventValidationError if ``value`` is not a JSON tree (string keys, finite floats)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise EventValidationError(f"{value!r} at {path} is not JSON (NaN and Infinity are not)")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if type(key) is not str:
+                raise EventValidationError(
+                    f"key {key!r} at {path} is not a string; JSON object keys must be strings"
+                )
+            _check_json(item, f"{path}.{key}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]")
+        return
+    if isinstance(value, (str, int, float)):  # subclasses (enums, ...) encode as their base
+        return
+    raise EventValidationError(
+        f"{value!r} at {path} is a {type(value).__name__}, which is not JSON; "
+        "convert it to a string, number, bool, None, list or dict"
+    )
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise EventValidationError(
+            f"must be a non-empty string, got {name!r}", field="name"
+        )
+    return name
+
+
+def _check_optional_str(value: object, field: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise EventValidationError(f"must be a string or None, got {value!r}", field=field)
+
+
+def _check_ts(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventValidationError(
+            f"must be an int of epoch milliseconds, got {value!r}; "
+            "for example int(datetime.timestamp() * 1000)",
+            field="ts",
+        )
+    if value == 0:
+        return None  # 0 means "unset", as in the official SDKs
+    if not TS_MIN_MS <= value <= TS_MAX_MS:
+        raise EventValidationError(
+            f"{value} is outside 1980-01-01..2100-01-01 in epoch milliseconds "
+            "(was it given in seconds?)",
+            field="ts",
+        )
+    return value
+
+
+def _check_mapping(value: object, field: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise EventValidationError(
+            f"must be a mapping with string keys, got {type(value).__name__} {value!r}",
+            field=field,
+        )
+    _check_json(value, field)
+    return value
+
+
+@attrs.frozen(repr=False)
+class Event:
+    """One event: ``name`` plus a JSON ``data`` payload, as Inngest defines it.
+
+    Invalid values raise :class:`EventValidationError` at construction. ``id`` is the
+    deduplication key, ``ts`` epoch milliseconds (filled in by ``send`` when ``None``).
+    """
+
+    name: str = attrs.field(converter=_check_name)
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    id: str | None = None
+    ts: int | None = None
+    v: str | None = None
+    user: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "data", _check_mapping(self.data, "data"))
+        object.__setattr__(self, "user", _check_mapping(self.user, "user"))
+        object.__setattr__(self, "id", _check_optional_str(self.id, "id"))
+        object.__setattr__(self, "v", _check_optional_str(self.v, "v"))
+        object.__setattr__(self, "ts", _check_ts(self.ts))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event in Inngest's wire shape; unset optional fields are omitted."""
+        out: dict[str, Any] = {"name": self.name, "data": dict(self.data)}
+        if self.id:
+            out["id"] = self.id
+        if self.ts is not None:
+            out["ts"] = self.ts
+        if self.v is not None:
+            out["v"] = self.v
+        if self.user:
+            out["user"] = dict(self.user)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Event:
+        """Build an event from a mapping with Inngest's field names; unknown keys are an error."""
+        if not isinstance(raw, Mapping):
+            raise EventValidationError(
+                f"an event must be an eventbus.Event or a mapping, got {type(raw).__name__} {raw!r}"
+            )
+        unknown = set(raw) - _FIELDS
+        if unknown:
+            raise EventValidationError(
+                f"unknown field(s) {sorted(unknown, key=str)}; an event has only "
+                "name, data, id, ts, v and user"
+            )
+        if "name" not in raw:
+            raise EventValidationError("is required", field="name")
+        return cls(
+            name=raw["name"],
+            data=raw.get("data") or {},
+            id=raw.get("id"),
+            ts=raw.get("ts"),
+            v=raw.get("v"),
+            user=raw.get("user") or {},
+        )
+
+    def __repr__(self) -> str:
+        parts = [f"name={self.name!r}", f"data={dict(self.data)!r}"]
+        if self.id is not None:
+            parts.append(f"id={self.id!r}")
+        if self.ts is not None:
+            parts.append(f"ts={self.ts}")
+        return f"Event({', '.join(parts)})"
+
+
+class StoredEvent(Event):
+    """An event as the engine received and stored it.
+
+    Besides the event's own fields (``id`` is the user's id, or the engine id when none
+    was given; ``ts`` is always set) it has ``internal_id`` (the id ``send`` returned),
+    ``received_at`` and ``deduplicated`` (True when an earlier event with the same ``id``
+    was received within 24 hours, so this one started no function run).
+    """
+
+    __slots__ = ("_expr_view", "deduplicated", "internal_id", "received_at_ms")
+
+    internal_id: str
+    received_at_ms: int
+    deduplicated: bool
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - guard
+        raise TypeError("StoredEvent is made by the engine; create an eventbus.Event instead")
+
+    @property
+    def received_at(self) -> datetime.datetime:
+        """When the engine received the event (client clock, aware UTC)."""
+        return ms_to_datetime(self.received_at_ms)
+
+    def expr_view(self) -> dict[str, Any]:
+        """The event as expressions see it: ``{name, data, user, id, ts[, v]}``."""
+        view: dict[str, Any] | None = self._expr_view
+        if view is None:
+            view = {
+                "name": self.name,
+                "data": self.data,
+                "user": self.user,
+                "id": self.id,
+                "ts": float(self.ts or 0),
+            }
+            if self.v:
+                view["v"] = self.v
+            object.__setattr__(self, "_expr_view", view)
+        return view
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["user"] = dict(self.user)
+        return out
+
+    def __repr__(self) -> str:
+        flag = " deduplicated" if self.deduplicated else ""
+        return (
+            f"<StoredEvent {self.name!r} internal_id={self.internal_id!r} id={self.id!r}"
+            f"{flag} data={dict(self.data)!r}>"
+        )
+
+
+_set = object.__setattr__
+
+
+def make_stored(
+    *,
+    name: str,
+    data: Mapping[str, Any],
+    id: str,
+    ts: int,
+    v: str | None,
+    user: Mapping[str, Any],
+    internal_id: str,
+    received_at_ms: int,
+    deduplicated: bool,
+) -> StoredEvent:
+    """Build a StoredEvent from already-validated parts (the engine's hot path)."""
+    stored = object.__new__(StoredEvent)
+    _set(stored, "name", name)
+    _set(stored, "data", data)
+    _set(stored, "id", id)
+    _set(stored, "ts", ts)
+    _set(stored, "v", v)
+    _set(stored, "user", user)
+    _set(stored, "internal_id", internal_id)
+    _set(stored, "received_at_ms", received_at_ms)
+    _set(stored, "deduplicated", deduplicated)
+    _set(stored, "_expr_view", None)
+    return stored
+
+
+def coerce_events(payload: object) -> list[Event]:
+    """Turn what ``send`` accepts (an Event, a mapping, or a list/tuple of them) into Events.
+
+    Raises EventValidationError naming the index of the first invalid event.
+    """
+    if isinstance(payload, (Event, Mapping)):
+        items: Sequence[object] = (payload,)
+    elif isinstance(payload, (list, tuple)):
+        items = payload
+    else:
+        raise EventValidationError(
+            f"send() takes an eventbus.Event, a mapping, or a list/tuple of them; "
+            f"got {type(payload).__name__} {payload!r}"
+        )
+    out: list[Event] = []
+    for index, item in enumerate(items):
+        try:
+            if type(item) is Event:
+                out.append(item)
+            elif isinstance(item, Event):
+                out.append(Event(item.name, item.data, item.id, item.ts, item.v, item.user))
+            else:
+                out.append(Event.from_dict(item))  # type: ignore[arg-type]
+        except EventValidationError as exc:
+            raise exc.at(index) from None
+    return out
+
+
+def check_user_names(events: Sequence[Event]) -> None:
+    """Reject reserved ``inngest/`` names, which only the engine may send."""
+    for index, event in enumerate(events):
+        if event.name[:8].lower() == RESERVED_PREFIX:
+            raise EventValidationError(
+                f"{event.name!r} is reserved: names starting with 'inngest/' are system events "
+                "that only the engine sends; choose another prefix, like 'app/'",
+                index=index,
+                field="name",
+            )
+
+
+def encode_request(
+    events: Sequence[Event], *, max_events: int, max_bytes: int
+) -> tuple[bytes, list[dict[str, Any]]]:
+    """Check the request limits and JSON-encode it; returns the bytes and the decoded copy.
+
+    The decoded copy is what the engine stores, so later mutation of the caller's dicts
+    cannot change accepted events, and tuples come back as lists as they would over HTTP.
+    """
+    if len(events) > max_events:
+        raise EventValidationError(
+            f"{len(events)} events in one send is more than max_events_per_request="
+            f"{max_events}; split the send into smaller batches"
+        )
+    body = [
+        {"name": e.name, "data": e.data, "id": e.id, "ts": e.ts, "v": e.v, "user": e.user}
+        for e in events
+    ]
+    encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    if len(encoded) > max_bytes:
+        raise EventValidationError(
+            f"the request is {len(encoded)} bytes of JSON, more than max_request_bytes="
+            f"{max_bytes}; split the send into smaller batches or raise the limit"
+        )
+    decoded: list[dict[str, Any]] = json.loads(encoded)
+    return encoded, decoded

@@ -1,0 +1,282 @@
+"""Functions, their triggers and configuration, and the registry that matches events.
+
+Trigger names match exactly and case-sensitively; a trigger may end in ``*`` right after a
+``/`` or a ``.`` (``app/*``, ``app/user.*``) to match every name with that prefix, as on
+Inngest. A function runs at most once per event even when several of its triggers match.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._errors import FunctionConfigError
+from ._expr import CompiledExpression, compile_expression
+
+if TYPE_CHECKING:
+    from ._context import Context
+
+MAX_TRIGGERS = 10
+MAX_RETRIES = 20
+DEFAULT_RETRIES = 4
+MAX_EVENT_NAME_LENGTH = 255
+FAILED_EVENT = "inngest/function.failed"
+FINISHED_EVENT = "inngest/function.finished"
+
+Handler = Callable[["Context"], Awaitable[Any]]
+
+_FN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+
+def _check_event_name(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise FunctionConfigError(
+            f"TriggerEvent(event=...) must be a non-empty event name, got {value!r}"
+        )
+    if len(value) > MAX_EVENT_NAME_LENGTH:
+        raise FunctionConfigError(
+            f"trigger event name is {len(value)} characters; the limit is {MAX_EVENT_NAME_LENGTH}"
+        )
+    star = value.find("*")
+    if star != -1 and (star != len(value) - 1 or star == 0 or value[star - 1] not in "/."):
+        raise FunctionConfigError(
+            f"trigger {value!r} has a wildcard that never matches: '*' may only end the name, "
+            "right after '/' or '.' (like 'app/*' or 'app/user.*')"
+        )
+    return value
+
+
+def _compile(value: str | None) -> CompiledExpression | None:
+    if value is None:
+        return None
+    return compile_expression(value)
+
+
+@attrs.frozen
+class TriggerEvent:
+    """Run a function for every event named ``event`` for which ``expression`` is true.
+
+    ``expression`` is an Inngest (CEL) expression over ``event``, compiled here: a syntax
+    error raises :class:`eventbus.ExpressionError` at once.
+    """
+
+    event: str = attrs.field(converter=_check_event_name)
+    expression: str | None = attrs.field(default=None)
+    _compiled: CompiledExpression | None = attrs.field(
+        init=False, eq=False, repr=False, default=attrs.Factory(lambda self: _compile(self.expression), takes_self=True)
+    )
+
+    @expression.validator
+    def _check_expression(self, _: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, str):
+            raise FunctionConfigError(
+                f"TriggerEvent(expression=...) must be a string or None, got {value!r}"
+            )
+
+    def matches(self, env: dict[str, Any]) -> bool:
+        """True if the expression (if any) is true for ``{"event": ...}``."""
+        return self._compiled is None or self._compiled.matches(env)
+
+
+def _check_retries(retries: object) -> int:
+    if retries is None:
+        return DEFAULT_RETRIES
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise FunctionConfigError(f"retries must be an int from 0 to {MAX_RETRIES}, got {retries!r}")
+    if not 0 <= retries <= MAX_RETRIES:
+        raise FunctionConfigError(
+            f"retries={retries} is out of range: Inngest allows 0 to {MAX_RETRIES} retries"
+        )
+    return retries
+
+
+def _check_handler(handler: object, what: str) -> Handler:
+    if not callable(handler):
+        raise FunctionConfigError(f"{what} must be an async function, got {handler!r}")
+    if not inspect.iscoroutinefunction(handler):
+        raise FunctionConfigError(
+            f"{what} {getattr(handler, '__qualname__', handler)!r} must be an `async def` "
+            "function taking one argument, ctx (sync handlers are not supported yet)"
+        )
+    try:
+        inspect.signature(handler).bind(object())
+    except TypeError:
+        raise FunctionConfigError(
+            f"{what} {handler.__qualname__!r} must accept exactly one positional argument, ctx: "
+            f"`async def {handler.__name__}(ctx: eventbus.Context)`"
+        ) from None
+    except ValueError:  # pragma: no cover - builtins without a signature
+        pass
+    return handler  # type: ignore[return-value]
+
+
+def normalize_triggers(trigger: object) -> tuple[TriggerEvent, ...]:
+    """Validate ``trigger=`` (one TriggerEvent or a list of up to 10)."""
+    items: Sequence[object]
+    if isinstance(trigger, TriggerEvent):
+        items = (trigger,)
+    elif isinstance(trigger, (list, tuple)):
+        items = trigger
+    else:
+        hint = ""
+        if isinstance(trigger, str):
+            hint = f"; write trigger=eventbus.TriggerEvent(event={trigger!r})"
+        raise FunctionConfigError(
+            f"trigger must be an eventbus.TriggerEvent or a list of them, got {trigger!r}{hint}"
+        )
+    if not items:
+        raise FunctionConfigError("a function needs at least one trigger")
+    if len(items) > MAX_TRIGGERS:
+        raise FunctionConfigError(
+            f"{len(items)} triggers is more than the limit of {MAX_TRIGGERS} per function"
+        )
+    seen: set[tuple[str, str | None]] = set()
+    for item in items:
+        if not isinstance(item, TriggerEvent):
+            raise FunctionConfigError(
+                f"every trigger must be an eventbus.TriggerEvent, got {item!r}"
+            )
+        key = (item.event, item.expression)
+        if key in seen:
+            raise FunctionConfigError(f"duplicate trigger {item!r}")
+        seen.add(key)
+    return tuple(items)  # type: ignore[arg-type]
+
+
+@attrs.define(eq=False, repr=False)
+class Function:
+    """A function registered with ``client.create_function``.
+
+    ``id`` is the full id ``f"{app_id}-{fn_id}"`` used everywhere (runs, filters, system
+    events); ``local_id`` the ``fn_id`` given.
+    """
+
+    app_id: str
+    local_id: str
+    name: str
+    triggers: tuple[TriggerEvent, ...]
+    retries: int
+    handler: Handler
+    on_failure_fn_id: str | None = None
+    id: str = attrs.field(init=False)
+    #: True when any trigger has an expression (the event view must then be built).
+    has_expressions: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.id = f"{self.app_id}-{self.local_id}"
+        self.has_expressions = any(t.expression is not None for t in self.triggers)
+
+    def __repr__(self) -> str:
+        events = ", ".join(t.event for t in self.triggers)
+        return f"<Function {self.id!r} triggers=[{events}] retries={self.retries}>"
+
+
+def make_function(
+    *,
+    app_id: str,
+    fn_id: object,
+    trigger: object,
+    name: object,
+    retries: object,
+    handler: object,
+    on_failure: object,
+) -> list[Function]:
+    """Validate a create_function call; returns the function (and its failure handler)."""
+    if not isinstance(fn_id, str) or not _FN_ID.match(fn_id):
+        raise FunctionConfigError(
+            f"fn_id must be a non-empty string of letters, digits and _ . : -, got {fn_id!r}"
+        )
+    if name is not None and not isinstance(name, str):
+        raise FunctionConfigError(f"name must be a string or None, got {name!r}")
+    triggers = normalize_triggers(trigger)
+    checked_retries = _check_retries(retries)
+    checked = _check_handler(handler, "handler")
+    functions = [
+        Function(
+            app_id=app_id,
+            local_id=fn_id,
+            name=name or fn_id,
+            triggers=triggers,
+            retries=checked_retries,
+            handler=checked,
+        )
+    ]
+    if on_failure is not None:
+        failure_handler = _check_handler(on_failure, "on_failure")
+        main = functions[0]
+        main.on_failure_fn_id = f"{main.id}-failure"
+        functions.append(
+            Function(
+                app_id=app_id,
+                local_id=f"{fn_id}-failure",
+                name=f"{main.name} (failure)",
+                triggers=(
+                    TriggerEvent(
+                        event=FAILED_EVENT,
+                        expression=f"event.data.function_id == '{main.id}'",
+                    ),
+                ),
+                retries=0,
+                handler=failure_handler,
+            )
+        )
+    return functions
+
+
+def candidate_patterns(name: str) -> list[str]:
+    """Every trigger pattern that matches event ``name``: itself and its wildcard prefixes."""
+    patterns = [name]
+    for sep in "/.":
+        start = 0
+        while True:
+            index = name.find(sep, start)
+            if index == -1:
+                break
+            patterns.append(name[: index + 1] + "*")
+            start = index + 1
+    return patterns
+
+
+class Registry:
+    """The functions of one client, and a cache of which triggers match each event name."""
+
+    __slots__ = ("_by_pattern", "_cache", "functions")
+
+    def __init__(self) -> None:
+        self.functions: dict[str, Function] = {}
+        self._by_pattern: dict[str, list[tuple[Function, TriggerEvent]]] = {}
+        self._cache: dict[str, tuple[tuple[Function, tuple[TriggerEvent, ...]], ...]] = {}
+
+    def add(self, function: Function) -> None:
+        if function.id in self.functions:
+            raise FunctionConfigError(
+                f"a function with id {function.id!r} is already registered on this client; "
+                "every fn_id must be unique"
+            )
+        self.functions[function.id] = function
+        for trig in function.triggers:
+            self._by_pattern.setdefault(trig.event, []).append((function, trig))
+        self._cache.clear()
+
+    def matching(self, name: str) -> tuple[tuple[Function, tuple[TriggerEvent, ...]], ...]:
+        """The functions whose triggers could match ``name``, each with those triggers,
+        in registration order."""
+        found = self._cache.get(name)
+        if found is None:
+            grouped: dict[str, list[TriggerEvent]] = {}
+            for pattern in candidate_patterns(name):
+                for function, trig in self._by_pattern.get(pattern, ()):
+                    grouped.setdefault(function.id, []).append(trig)
+            order = list(self.functions)
+            found = tuple(
+                (self.functions[fid], tuple(grouped[fid]))
+                for fid in sorted(grouped, key=order.index)
+            )
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[name] = found
+        return found

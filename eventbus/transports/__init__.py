@@ -1,0 +1,14 @@
+"""Where ``client.send`` delivers events.
+
+A transport has one job: take validated events and return their ids. The client does
+the validation (so every transport sees the same, valid events) and owns the lifecycle.
+
+* :class:`InProcessTransport` (the default) runs the engine in this process.
+* :class:`MockTransport` records what was sent and runs nothing: for testing senders.
+"""
+
+from ._base import Transport as Transport
+from ._inprocess import InProcessTransport as InProcessTransport
+from ._mock import MockTransport as MockTransport
+
+__all__ = ("InProcessTransport", "MockTransport", "Transport")

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._ids import UlidGenerator
+from ._base import Transport
+
+if TYPE_CHECKING:
+    from .._client import Inngest
+    from .._event import Event
+
+
+class MockTransport(Transport):
+    """Records every sent event in :attr:`sent` and returns ids; runs no function.
+
+    Use it to test code that sends events without executing anything::
+
+        transport = eventbus.transports.MockTransport()
+        client = eventbus.Inngest(app_id="shop", transport=transport)
+        client.send_sync({"name": "shop/order.created", "data": {"id": 1}})
+        assert transport.sent[0].name == "shop/order.created"
+    """
+
+    def __init__(self) -> None:
+        #: Every event sent so far, in order, with ``ts`` filled in.
+        self.sent: list[Event] = []
+        self._ids = UlidGenerator()
+        self._client: Inngest | None = None
+
+    def bind(self, client: Inngest) -> None:
+        self._client = client
+
+    def _record(self, events: Sequence[Event]) -> list[str]:
+        from .._event import Event
+
+        assert self._client is not None
+        now = self._client.clock.now_ms()
+        ids = []
+        for event in events:
+            ids.append(self._ids.new(now))
+            self.sent.append(
+                Event(event.name, event.data, event.id, event.ts or now, event.v, event.user)
+            )
+        return ids
+
+    async def send(self, events: Sequence[Event], decoded: list[dict[str, Any]]) -> list[str]:
+        return self._record(events)
+
+    def send_sync(self, events: Sequence[Event], decoded: list[dict[str, Any]]) -> list[str]:
+        return self._record(events)
+
+    def clear(self) -> None:
+        """Forget what was sent."""
+        self.sent.clear()
+
+    def __repr__(self) -> str:
+        return f"<MockTransport sent={len(self.sent)}>"
