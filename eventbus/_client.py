@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -92,6 +92,7 @@ class Inngest:
         self.transport.bind(self)
         self._portal_cm: AbstractContextManager[anyio.from_thread.BlockingPortal] | None = None
         self._running_cm: AbstractContextManager[None] | None = None
+        self._running: AbstractAsyncContextManager[None] | None = None
 
     def __repr__(self) -> str:
         return f"<eventbus.Inngest app_id={self.app_id!r} transport={type(self.transport).__name__}>"
@@ -187,8 +188,13 @@ class Inngest:
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Inngest:
-        self._running = self.transport.running()
-        await self._running.__aenter__()
+        if self._running is not None:
+            raise UsageError(
+                "this client's engine is already running; enter `async with client:` once"
+            )
+        running = self.transport.running()
+        await running.__aenter__()
+        self._running = running
         return self
 
     async def __aexit__(
@@ -197,7 +203,9 @@ class Inngest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        return await self._running.__aexit__(exc_type, exc, tb)
+        running, self._running = self._running, None
+        assert running is not None
+        return await running.__aexit__(exc_type, exc, tb)
 
     def __enter__(self) -> Inngest:
         if self._portal_cm is not None:
