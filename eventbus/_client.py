@@ -125,7 +125,7 @@ class Inngest:
             name=name,
             retries=retries,
             handler=_probe_handler,
-            on_failure=_probe_handler if on_failure is not None else None,
+            on_failure=on_failure,
         )
         for function in probe:
             if function.id in self._registry.functions:

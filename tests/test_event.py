@@ -1,0 +1,176 @@
+"""Event values and send-time validation (pure, no engine)."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import eventbus
+from eventbus._event import TS_MAX_MS, TS_MIN_MS, check_user_names, coerce_events, encode_request
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=5)
+
+
+def test_event_defaults_and_to_dict() -> None:
+    """Event(name) has empty data and user; to_dict omits unset fields."""
+    event = eventbus.Event("app/e")
+    assert event.data == {} and event.user == {}
+    assert event.id is None and event.ts is None and event.v is None
+    assert event.to_dict() == {"name": "app/e", "data": {}}
+    full = eventbus.Event("app/e", {"a": 1}, id="k", ts=TS_MIN_MS, v="1", user={"u": 1})
+    assert full.to_dict() == {
+        "name": "app/e",
+        "data": {"a": 1},
+        "id": "k",
+        "ts": TS_MIN_MS,
+        "v": "1",
+        "user": {"u": 1},
+    }
+    assert "id='k'" in repr(full) and "ts=" in repr(full)
+
+
+def test_event_is_frozen() -> None:
+    """Events are immutable values."""
+    event = eventbus.Event("app/e")
+    with pytest.raises(AttributeError):
+        event.name = "other"  # type: ignore[misc]
+    assert event == eventbus.Event("app/e")
+
+
+@given(name=st.text(min_size=1), data=json_objects, id=st.none() | st.text(), v=st.none() | st.text(),
+       ts=st.none() | st.integers(TS_MIN_MS, TS_MAX_MS))
+def test_valid_events_round_trip_through_dicts(
+    name: str, data: dict[str, Any], id: str | None, v: str | None, ts: int | None
+) -> None:
+    """Every valid event survives to_dict()/from_dict() unchanged."""
+    event = eventbus.Event(name, data, id=id or None, ts=ts, v=v)
+    assert eventbus.Event.from_dict(event.to_dict()) == event
+
+
+@given(data=json_objects)
+def test_encoding_round_trips_json_data(data: dict[str, Any]) -> None:
+    """The decoded copy the engine stores equals the data sent."""
+    _, decoded = encode_request([eventbus.Event("a", data)], max_events=10, max_bytes=10**7)
+    assert decoded[0]["data"] == data
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "rule"),
+    [
+        ({"data": {}}, "name", "required"),
+        ({"name": ""}, "name", "non-empty"),
+        ({"name": 5}, "name", "non-empty"),
+        ({"name": "a", "data": [1]}, "data", "mapping"),
+        ({"name": "a", "data": "x"}, "data", "mapping"),
+        ({"name": "a", "data": {1: "v"}}, None, "not a string"),
+        ({"name": "a", "data": {"x": math.nan}}, None, "NaN"),
+        ({"name": "a", "data": {"x": [math.inf]}}, None, "NaN and Infinity"),
+        ({"name": "a", "data": {"x": {1, 2}}}, None, "set"),
+        ({"name": "a", "data": {"x": datetime.datetime(2025, 1, 1)}}, None, "datetime"),
+        ({"name": "a", "ts": 1.5}, "ts", "int of epoch milliseconds"),
+        ({"name": "a", "ts": True}, "ts", "int of epoch milliseconds"),
+        ({"name": "a", "ts": "1"}, "ts", "int of epoch milliseconds"),
+        ({"name": "a", "ts": 1_700_000_000}, "ts", "seconds"),
+        ({"name": "a", "ts": TS_MAX_MS + 1}, "ts", "2100"),
+        ({"name": "a", "id": 5}, "id", "string"),
+        ({"name": "a", "v": 2}, "v", "string"),
+        ({"name": "a", "user": [1]}, "user", "mapping"),
+        ({"name": "a", "extra": 1}, None, "unknown field"),
+    ],
+)
+def test_invalid_events_name_index_field_and_rule(raw: dict[str, Any], field: str | None, rule: str) -> None:
+    """Each rule rejects with an EventValidationError (a ValueError) naming index, field and rule."""
+    with pytest.raises(eventbus.EventValidationError) as info:
+        coerce_events([{"name": "ok"}, raw])
+    error = info.value
+    assert isinstance(error, ValueError)
+    assert error.index == 1
+    assert error.field == field
+    assert rule in str(error)
+    assert str(error).startswith("event [1]: ")
+
+
+def test_nested_errors_name_the_path() -> None:
+    """A bad value deep in data is located by its path."""
+    with pytest.raises(eventbus.EventValidationError, match=r"data\.a\[1\]\.b"):
+        eventbus.Event("x", {"a": [0, {"b": object()}]})
+
+
+def test_send_accepts_events_mappings_lists_and_tuples() -> None:
+    """send() takes an Event, a mapping, or a list/tuple of them."""
+    assert [e.name for e in coerce_events(eventbus.Event("a"))] == ["a"]
+    assert [e.name for e in coerce_events({"name": "b"})] == ["b"]
+    assert [e.name for e in coerce_events(({"name": "c"}, eventbus.Event("d")))] == ["c", "d"]
+    with pytest.raises(eventbus.EventValidationError, match="takes an eventbus.Event"):
+        coerce_events("app/e")
+    with pytest.raises(eventbus.EventValidationError, match=r"event \[0\].*mapping"):
+        coerce_events([42])
+
+
+def test_event_subclasses_are_copied_as_plain_events() -> None:
+    """A StoredEvent (or other subclass) sent again becomes a plain Event."""
+
+    class Custom(eventbus.Event):
+        pass
+
+    (event,) = coerce_events(Custom("a", {"x": 1}))
+    assert type(event) is eventbus.Event and event.data == {"x": 1}
+
+
+def test_zero_ts_and_none_data_mean_unset() -> None:
+    """ts=0 means 'fill in now' and data=None means {}, as in the official SDK."""
+    event = eventbus.Event.from_dict({"name": "a", "ts": 0, "data": None})
+    assert event.ts is None and event.data == {}
+
+
+def test_from_dict_needs_a_mapping() -> None:
+    """from_dict() rejects non-mappings clearly."""
+    with pytest.raises(eventbus.EventValidationError, match="mapping"):
+        eventbus.Event.from_dict([("name", "a")])  # type: ignore[arg-type]
+
+
+def test_request_limits() -> None:
+    """Too many events or too many bytes reject the whole send."""
+    events = [eventbus.Event("a")] * 3
+    with pytest.raises(eventbus.EventValidationError, match="max_events_per_request=2"):
+        encode_request(events, max_events=2, max_bytes=10_000)
+    with pytest.raises(eventbus.EventValidationError, match="max_request_bytes=50"):
+        encode_request(events, max_events=10, max_bytes=50)
+    encoded, decoded = encode_request(events, max_events=3, max_bytes=10_000)
+    assert len(decoded) == 3 and encoded.startswith(b"[")
+
+
+def test_reserved_names() -> None:
+    """User sends may not use the inngest/ prefix, in any case."""
+    check_user_names([eventbus.Event("app/inngest/x"), eventbus.Event("inngestx/y")])
+    with pytest.raises(eventbus.EventValidationError, match=r"event \[1\]: name: 'InNgEsT/x'"):
+        check_user_names([eventbus.Event("ok"), eventbus.Event("InNgEsT/x")])
+
+
+def test_stored_events_are_made_by_the_engine() -> None:
+    """StoredEvent cannot be constructed directly."""
+    with pytest.raises(TypeError, match="made by the engine"):
+        eventbus.StoredEvent("a")
+
+
+@pytest.mark.anyio
+async def test_max_request_bytes_is_enforced_by_the_client() -> None:
+    """The client applies its configured limits on every send."""
+    client = eventbus.Inngest("app", max_request_bytes=100, max_events_per_request=2)
+    async with client:
+        with pytest.raises(eventbus.EventValidationError, match="max_request_bytes"):
+            await client.send({"name": "a", "data": {"x": "y" * 200}})
+        with pytest.raises(eventbus.EventValidationError, match="max_events_per_request"):
+            await client.send([{"name": "a"}] * 3)
+    assert client.events() == []

@@ -1,0 +1,151 @@
+"""create_function: configuration checks at declaration time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import eventbus
+from eventbus._function import candidate_patterns
+from tests.helpers import on
+
+
+async def handler(ctx: eventbus.Context) -> None:
+    return None
+
+
+def declare(**kwargs: Any) -> eventbus.Function:
+    client = eventbus.Inngest("app")
+    kwargs.setdefault("fn_id", "f")
+    kwargs.setdefault("trigger", on("app/e"))
+    return client.create_function(**kwargs)(handler)
+
+
+def test_function_ids_and_repr() -> None:
+    """Function.id is f'{app_id}-{fn_id}'; the name defaults to fn_id."""
+    fn = declare(fn_id="send-receipt", retries=3)
+    assert fn.id == "app-send-receipt"
+    assert fn.local_id == "send-receipt" and fn.name == "send-receipt"
+    assert fn.retries == 3 and fn.on_failure_fn_id is None
+    assert repr(fn) == "<Function 'app-send-receipt' triggers=[app/e] retries=3>"
+    assert declare(name="Send receipt").name == "Send receipt"
+    assert declare().retries == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fn_id": ""}, "fn_id"),
+        ({"fn_id": "has space"}, "fn_id"),
+        ({"fn_id": 5}, "fn_id"),
+        ({"name": 5}, "name"),
+        ({"retries": 21}, "0 to 20"),
+        ({"retries": -1}, "0 to 20"),
+        ({"retries": "3"}, "retries"),
+        ({"retries": True}, "retries"),
+        ({"trigger": "app/e"}, "TriggerEvent\\(event='app/e'\\)"),
+        ({"trigger": []}, "at least one"),
+        ({"trigger": [on(f"e{i}") for i in range(11)]}, "limit of 10"),
+        ({"trigger": [on("a"), on("a")]}, "duplicate trigger"),
+        ({"trigger": [on("a"), "b"]}, "every trigger"),
+    ],
+)
+def test_invalid_config_is_rejected_at_create_function(kwargs: dict[str, Any], match: str) -> None:
+    """Every bad argument raises FunctionConfigError before the decorator is even applied."""
+    client = eventbus.Inngest("app")
+    kwargs.setdefault("fn_id", "f")
+    kwargs.setdefault("trigger", on("app/e"))
+    with pytest.raises(eventbus.FunctionConfigError, match=match):
+        client.create_function(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("event", "match"),
+    [
+        ("", "non-empty"),
+        (None, "non-empty"),
+        ("x" * 256, "limit is 255"),
+        ("*", "never matches"),
+        ("app/user.update*", "never matches"),
+        ("app/blog.*.published", "never matches"),
+    ],
+)
+def test_bad_trigger_names(event: Any, match: str) -> None:
+    """Trigger names are checked, including wildcards that could never match."""
+    with pytest.raises(eventbus.FunctionConfigError, match=match):
+        eventbus.TriggerEvent(event=event)
+
+
+def test_trigger_expression_compiles_at_declaration() -> None:
+    """A syntax error in expression= is an ExpressionError at once; non-strings are refused."""
+    with pytest.raises(eventbus.ExpressionError, match="expected a value"):
+        eventbus.TriggerEvent(event="a", expression="event.data.x ==")
+    with pytest.raises(eventbus.FunctionConfigError, match="expression"):
+        eventbus.TriggerEvent(event="a", expression=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        eventbus.TriggerEvent(event="a", if_exp="true")  # type: ignore[call-arg]
+    trig = eventbus.TriggerEvent(event="a", expression="event.data.x == 1")
+    assert trig.matches({"event": {"data": {"x": 1}}})
+    assert not trig.matches({"event": {"data": {"x": 2}}})
+    assert trig == eventbus.TriggerEvent(event="a", expression="event.data.x == 1")
+
+
+def test_handlers_must_be_async_with_one_argument() -> None:
+    """Sync handlers and wrong arities are refused with the fix in the message."""
+    client = eventbus.Inngest("app")
+    decorate = client.create_function(fn_id="f", trigger=on("a"))
+
+    def sync(ctx: Any) -> None:
+        return None
+
+    async def two(ctx: Any, step: Any) -> None:
+        return None
+
+    with pytest.raises(eventbus.FunctionConfigError, match="async def"):
+        decorate(sync)
+    with pytest.raises(eventbus.FunctionConfigError, match="one positional argument"):
+        decorate(two)
+    with pytest.raises(eventbus.FunctionConfigError, match="async function"):
+        decorate(42)  # type: ignore[arg-type]
+    with pytest.raises(eventbus.FunctionConfigError, match="on_failure"):
+        client.create_function(fn_id="g", trigger=on("a"), on_failure=sync)  # type: ignore[arg-type]
+
+
+def test_duplicate_function_ids_are_rejected() -> None:
+    """fn_id is unique per client, including the generated failure handler id."""
+    client = eventbus.Inngest("app")
+    client.create_function(fn_id="f", trigger=on("a"), on_failure=handler)(handler)
+    with pytest.raises(eventbus.FunctionConfigError, match="already registered"):
+        client.create_function(fn_id="f", trigger=on("b"))
+    with pytest.raises(eventbus.FunctionConfigError, match="already registered"):
+        client.create_function(fn_id="f-failure", trigger=on("b"))
+    decorate = client.create_function(fn_id="g", trigger=on("a"))
+    decorate(handler)
+    with pytest.raises(eventbus.FunctionConfigError, match="already registered"):
+        decorate(handler)
+    assert [f.local_id for f in client.functions()] == ["f", "f-failure", "g"]
+
+
+def test_candidate_patterns_examples() -> None:
+    """Names generate themselves plus every '/'- and '.'-prefix wildcard."""
+    assert sorted(candidate_patterns("app/user.created")) == sorted(
+        ["app/user.created", "app/*", "app/user.*"]
+    )
+    assert sorted(candidate_patterns("api/v1/users")) == sorted(["api/v1/users", "api/*", "api/v1/*"])
+    assert candidate_patterns("simple") == ["simple"]
+
+
+@given(name=st.text(alphabet="ab/.", min_size=1, max_size=12))
+def test_wildcard_patterns_match_prefixes(name: str) -> None:
+    """A pattern 'p*' is a candidate exactly when p ends in / or . and prefixes the name."""
+    patterns = set(candidate_patterns(name))
+    assert name in patterns
+    for end in range(1, len(name) + 1):
+        prefix = name[:end]
+        if prefix[-1] in "/.":
+            assert prefix + "*" in patterns
+    for pattern in patterns - {name}:
+        assert pattern.endswith("*") and name.startswith(pattern[:-1])
