@@ -15,7 +15,7 @@ import anyio.from_thread
 
 from ._clock import Clock, SystemClock
 from ._errors import FunctionConfigError, UsageError
-from ._event import Event, StoredEvent, check_user_names, coerce_events, encode_request
+from ._event import Event, EventBatch, StoredEvent, prepare_batch
 from ._function import Function, Handler, Registry, TriggerEvent, make_function
 from ._run import Run, RunStatus
 from .transports import InProcessTransport, Transport
@@ -156,15 +156,10 @@ class Inngest:
 
     # ------------------------------------------------------------------ sending
 
-    def _prepare(self, events: object) -> tuple[list[Event], list[dict[str, Any]]]:
-        items = coerce_events(events)
-        if not items:
-            return items, []
-        check_user_names(items)
-        _, decoded = encode_request(
-            items, max_events=self.max_events_per_request, max_bytes=self.max_request_bytes
+    def _prepare(self, events: object) -> EventBatch:
+        return prepare_batch(
+            events, max_events=self.max_events_per_request, max_bytes=self.max_request_bytes
         )
-        return items, decoded
 
     async def send(self, events: Event | dict[str, Any] | list[Any] | tuple[Any, ...]) -> list[str]:
         """Send one event or a list of them; returns their ids, in order.
@@ -173,17 +168,17 @@ class Inngest:
         is validated first: if any event is invalid, :class:`EventValidationError` names
         it and nothing is accepted. An empty list returns ``[]``.
         """
-        items, decoded = self._prepare(events)
-        if not items:
+        batch = self._prepare(events)
+        if not batch.decoded:
             return []
-        return await self.transport.send(items, decoded)
+        return await self.transport.send(batch)
 
     def send_sync(self, events: Event | dict[str, Any] | list[Any] | tuple[Any, ...]) -> list[str]:
         """The blocking twin of :meth:`send`, for synchronous code (``with client:``)."""
-        items, decoded = self._prepare(events)
-        if not items:
+        batch = self._prepare(events)
+        if not batch.decoded:
             return []
-        return self.transport.send_sync(items, decoded)
+        return self.transport.send_sync(batch)
 
     # ------------------------------------------------------------------ lifecycle
 

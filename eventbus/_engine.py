@@ -21,7 +21,7 @@ import math
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -58,6 +58,14 @@ YIELD_EVERY = 64
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
 
 
+def _internal_id(event: StoredEvent) -> str:
+    return event.internal_id
+
+
+def _run_id(run: Run) -> str:
+    return run.run_id
+
+
 def backoff_ms(attempt: int, rng: random.Random) -> int:
     """The delay before retrying after failed attempt ``attempt`` (0-based), with jitter."""
     return BACKOFF_MS[min(attempt, len(BACKOFF_MS) - 1)] + rng.randint(0, MAX_JITTER_MS)
@@ -86,7 +94,12 @@ class Engine:
         self._runs: dict[str, Run] = {}
         self._runs_by_event: dict[str, list[Run]] = {}
         self._pins: dict[str, int] = {}
+        self._held_events: dict[str, StoredEvent] = {}
+        self._held_runs: dict[str, Run] = {}
+        self._runs_reordered = False
         self._finished_runs = 0
+        # Prune in batches (an eighth of the retention) so the cost is amortized.
+        self._prune_at = event_retention + (event_retention >> 3) + 16
         self._ready: deque[Run] = deque()
         self._active = 0  # runs queued or executing
         self._idle = 0
@@ -183,21 +196,21 @@ class Engine:
     def _store(self, stored: StoredEvent) -> None:
         events = self._events
         events[stored.internal_id] = stored
-        if len(events) > self.event_retention + (self.event_retention >> 3) + 16:
+        if len(events) > self._prune_at:
             self._prune_events()
 
     def _prune_events(self) -> None:
+        # Drop the oldest events beyond the retention. An event that an active run still
+        # needs is moved aside to _held (never scanned again) and dropped when its last
+        # run finishes, so pruning costs O(1) amortized per event.
         events = self._events
-        excess = len(events) - self.event_retention
-        victims = []
-        for internal_id in events:
-            if excess <= 0:
-                break
-            if internal_id not in self._pins:
-                victims.append(internal_id)
-                excess -= 1
-        for internal_id in victims:
-            del events[internal_id]
+        held = self._held_events
+        pins = self._pins
+        while len(events) > self.event_retention:
+            internal_id = next(iter(events))
+            stored = events.pop(internal_id)
+            if internal_id in pins:
+                held[internal_id] = stored
 
     def _fan_out(self, stored: StoredEvent, now: int) -> None:
         matches = self.registry.matching(stored.name)
@@ -239,21 +252,24 @@ class Engine:
                 pins[key] = count
             else:
                 del pins[key]
+                self._held_events.pop(key, None)
+        held = self._held_runs.pop(run.run_id, None)
+        if held is not None:
+            # It was moved aside while active; it is now the most recently finished run.
+            self._runs[run.run_id] = run
+            self._runs_reordered = True
         self._finished_runs += 1
-        if self._finished_runs > self.event_retention + (self.event_retention >> 3) + 16:
+        if self._finished_runs > self._prune_at:
             self._prune_runs()
 
     def _prune_runs(self) -> None:
-        excess = self._finished_runs - self.event_retention
-        victims = []
-        for run in self._runs.values():
-            if excess <= 0:
-                break
-            if run.status.is_finished:
-                victims.append(run)
-                excess -= 1
-        for run in victims:
-            del self._runs[run.run_id]
+        runs = self._runs
+        while self._finished_runs > self.event_retention:
+            run_id = next(iter(runs))
+            run = runs.pop(run_id)
+            if not run.status.is_finished:
+                self._held_runs[run_id] = run
+                continue
             self._finished_runs -= 1
             for event in run.events:
                 by_event = self._runs_by_event.get(event.internal_id)
@@ -471,15 +487,25 @@ class Engine:
     # ------------------------------------------------------------------ records
 
     def get_event(self, internal_id: str) -> StoredEvent | None:
-        return self._events.get(internal_id)
+        found = self._events.get(internal_id)
+        if found is None:
+            found = self._held_events.get(internal_id)
+        return found
 
     def events(self, name: str | None = None) -> list[StoredEvent]:
+        events: list[StoredEvent] = list(self._events.values())
+        if self._held_events:
+            # Ids from one generator sort in arrival order.
+            events = sorted([*self._held_events.values(), *events], key=_internal_id)
         if name is None:
-            return list(self._events.values())
-        return [event for event in self._events.values() if event.name == name]
+            return events
+        return [event for event in events if event.name == name]
 
     def get_run(self, run_id: str) -> Run | None:
-        return self._runs.get(run_id)
+        found = self._runs.get(run_id)
+        if found is None:
+            found = self._held_runs.get(run_id)
+        return found
 
     def runs(
         self,
@@ -487,11 +513,13 @@ class Engine:
         event_id: str | None = None,
         status: RunStatus | None = None,
     ) -> list[Run]:
-        source: Iterator[Run] | list[Run]
+        source: list[Run]
         if event_id is not None:
             source = list(self._runs_by_event.get(event_id, ()))
         else:
-            source = iter(self._runs.values())
+            source = list(self._runs.values())
+            if self._held_runs or self._runs_reordered:
+                source = sorted([*self._held_runs.values(), *source], key=_run_id)
         return [
             run
             for run in source

@@ -42,23 +42,33 @@ def _check_json(value: object, path: str) -> None:
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return
-    if kind is float:
-        if not math.isfinite(value):  # type: ignore[arg-type]
-            raise EventValidationError(f"{value!r} at {path} is not JSON (NaN and Infinity are not)")
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
+    if kind is dict or isinstance(value, Mapping):
+        for key, item in value.items():  # type: ignore[attr-defined]
             if type(key) is not str:
                 raise EventValidationError(
                     f"key {key!r} at {path} is not a string; JSON object keys must be strings"
                 )
+            item_kind = type(item)
+            if item_kind is str or item_kind is int or item_kind is bool or item is None:
+                continue
             _check_json(item, f"{path}.{key}")
+        return
+    if kind is list or kind is tuple:
+        for i, item in enumerate(value):  # type: ignore[arg-type]
+            _check_json(item, f"{path}[{i}]")
+        return
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise EventValidationError(f"{value!r} at {path} is not JSON (NaN and Infinity are not)")
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             _check_json(item, f"{path}[{i}]")
         return
-    if isinstance(value, (str, int, float)):  # subclasses (enums, ...) encode as their base
+    if isinstance(value, float):
+        _check_json(float(value), path)
+        return
+    if isinstance(value, (str, int)):  # subclasses (enums, ...) encode as their base
         return
     raise EventValidationError(
         f"{value!r} at {path} is a {type(value).__name__}, which is not JSON; "
@@ -154,22 +164,8 @@ class Event:
             raise EventValidationError(
                 f"an event must be an eventbus.Event or a mapping, got {type(raw).__name__} {raw!r}"
             )
-        unknown = set(raw) - _FIELDS
-        if unknown:
-            raise EventValidationError(
-                f"unknown field(s) {sorted(unknown, key=str)}; an event has only "
-                "name, data, id, ts, v and user"
-            )
-        if "name" not in raw:
-            raise EventValidationError("is required", field="name")
-        return cls(
-            name=raw["name"],
-            data=raw.get("data") or {},
-            id=raw.get("id"),
-            ts=raw.get("ts"),
-            v=raw.get("v"),
-            user=raw.get("user") or {},
-        )
+        wire = _wire_from_mapping(raw)
+        return cls(wire["name"], wire["data"], wire["id"], wire["ts"], wire["v"], wire["user"])
 
     def __repr__(self) -> str:
         parts = [f"name={self.name!r}", f"data={dict(self.data)!r}"]
@@ -262,13 +258,75 @@ def make_stored(
     return stored
 
 
-def coerce_events(payload: object) -> list[Event]:
-    """Turn what ``send`` accepts (an Event, a mapping, or a list/tuple of them) into Events.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_decode = json.JSONDecoder().decode
 
-    Raises EventValidationError naming the index of the first invalid event.
+
+def _wire_from_mapping(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a mapping with Inngest's event fields into the engine's wire dict."""
+    if not raw.keys() <= _FIELDS:
+        unknown = set(raw) - _FIELDS
+        raise EventValidationError(
+            f"unknown field(s) {sorted(unknown, key=str)}; an event has only "
+            "name, data, id, ts, v and user"
+        )
+    if "name" not in raw:
+        raise EventValidationError("is required", field="name")
+    name = raw["name"]
+    if type(name) is not str or not name:
+        _check_name(name)
+    data = raw.get("data")
+    data = {} if data is None else _check_mapping(data, "data")
+    event_id = raw.get("id")
+    if event_id is not None and type(event_id) is not str:
+        _check_optional_str(event_id, "id")
+    version = raw.get("v")
+    if version is not None and type(version) is not str:
+        _check_optional_str(version, "v")
+    user = raw.get("user")
+    return {
+        "name": name,
+        "data": data,
+        "id": event_id,
+        "ts": _check_ts(raw.get("ts")),
+        "v": version,
+        "user": {} if user is None else _check_mapping(user, "user"),
+    }
+
+
+@attrs.frozen
+class EventBatch:
+    """One validated send: the wire dicts, their JSON encoding, and the decoded copy.
+
+    ``decoded`` is what the engine stores, so later mutation of the caller's dicts cannot
+    change accepted events, and tuples come back as lists as they would over HTTP.
     """
+
+    encoded: bytes
+    decoded: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.decoded)
+
+    @property
+    def events(self) -> list[Event]:
+        """The batch as Event values (unset ``ts`` stays None)."""
+        return [
+            Event(d["name"], d["data"], d["id"], d["ts"], d["v"], d["user"]) for d in self.decoded
+        ]
+
+
+def prepare_batch(
+    payload: object, *, max_events: int, max_bytes: int, allow_reserved: bool = False
+) -> EventBatch:
+    """Validate what ``send`` accepts (an Event, a mapping, or a list/tuple of them).
+
+    Raises EventValidationError naming the index of the first invalid event; nothing is
+    accepted unless every event is valid and the request fits the limits.
+    """
+    items: Sequence[object]
     if isinstance(payload, (Event, Mapping)):
-        items: Sequence[object] = (payload,)
+        items = (payload,)
     elif isinstance(payload, (list, tuple)):
         items = payload
     else:
@@ -276,54 +334,44 @@ def coerce_events(payload: object) -> list[Event]:
             f"send() takes an eventbus.Event, a mapping, or a list/tuple of them; "
             f"got {type(payload).__name__} {payload!r}"
         )
-    out: list[Event] = []
+    if len(items) > max_events:
+        raise EventValidationError(
+            f"{len(items)} events in one send is more than max_events_per_request="
+            f"{max_events}; split the send into smaller batches"
+        )
+    wire: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
-            if type(item) is Event:
-                out.append(item)
-            elif isinstance(item, Event):
-                out.append(Event(item.name, item.data, item.id, item.ts, item.v, item.user))
+            if isinstance(item, Event):
+                entry = {
+                    "name": item.name,
+                    "data": item.data,
+                    "id": item.id,
+                    "ts": item.ts,
+                    "v": item.v,
+                    "user": item.user,
+                }
+            elif isinstance(item, Mapping):
+                entry = _wire_from_mapping(item)
             else:
-                out.append(Event.from_dict(item))  # type: ignore[arg-type]
+                raise EventValidationError(
+                    f"an event must be an eventbus.Event or a mapping, "
+                    f"got {type(item).__name__} {item!r}"
+                )
         except EventValidationError as exc:
             raise exc.at(index) from None
-    return out
-
-
-def check_user_names(events: Sequence[Event]) -> None:
-    """Reject reserved ``inngest/`` names, which only the engine may send."""
-    for index, event in enumerate(events):
-        if event.name[:8].lower() == RESERVED_PREFIX:
+        if not allow_reserved and entry["name"][:8].lower() == RESERVED_PREFIX:
             raise EventValidationError(
-                f"{event.name!r} is reserved: names starting with 'inngest/' are system events "
-                "that only the engine sends; choose another prefix, like 'app/'",
+                f"{entry['name']!r} is reserved: names starting with 'inngest/' are system "
+                "events that only the engine sends; choose another prefix, like 'app/'",
                 index=index,
                 field="name",
             )
-
-
-def encode_request(
-    events: Sequence[Event], *, max_events: int, max_bytes: int
-) -> tuple[bytes, list[dict[str, Any]]]:
-    """Check the request limits and JSON-encode it; returns the bytes and the decoded copy.
-
-    The decoded copy is what the engine stores, so later mutation of the caller's dicts
-    cannot change accepted events, and tuples come back as lists as they would over HTTP.
-    """
-    if len(events) > max_events:
-        raise EventValidationError(
-            f"{len(events)} events in one send is more than max_events_per_request="
-            f"{max_events}; split the send into smaller batches"
-        )
-    body = [
-        {"name": e.name, "data": e.data, "id": e.id, "ts": e.ts, "v": e.v, "user": e.user}
-        for e in events
-    ]
-    encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        wire.append(entry)
+    encoded = _ENCODER.encode(wire).encode()
     if len(encoded) > max_bytes:
         raise EventValidationError(
             f"the request is {len(encoded)} bytes of JSON, more than max_request_bytes="
             f"{max_bytes}; split the send into smaller batches or raise the limit"
         )
-    decoded: list[dict[str, Any]] = json.loads(encoded)
-    return encoded, decoded
+    return EventBatch(encoded=encoded, decoded=_decode(encoded.decode()))

@@ -7,26 +7,26 @@ it increments the random part, so ids minted by one generator sort in minting or
 
 from __future__ import annotations
 
-import base64
 import os
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_B32_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD.encode())
-_MAX_RANDOM = (1 << 80) - 1
+# Two base32 characters for every 10-bit value: four lookups encode 40 bits.
+_PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
+_LOW_BITS = 40
+_LOW_MASK = (1 << _LOW_BITS) - 1
 
 
-def _encode_time(ms: int) -> str:
-    chars = []
-    for _ in range(10):
-        chars.append(CROCKFORD[ms & 31])
-        ms >>= 5
-    return "".join(reversed(chars))
+def _encode(value: int, chars: int) -> str:
+    out = []
+    for _ in range(chars):
+        out.append(CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
 
 
 def encode_ulid(ms: int, randomness: int) -> str:
     """The ULID string for a millisecond timestamp and an 80-bit random part."""
-    tail = base64.b32encode(randomness.to_bytes(10, "big")).translate(_B32_TO_CROCKFORD)
-    return _encode_time(ms) + tail.decode("ascii")
+    return _encode(ms, 10) + _encode(randomness, 16)
 
 
 def decode_ulid_ms(ulid: str) -> int:
@@ -38,27 +38,49 @@ def decode_ulid_ms(ulid: str) -> int:
 
 
 class UlidGenerator:
-    """Mints monotonic ULIDs; one per engine (it is not shared across threads)."""
+    """Mints monotonic ULIDs; one per engine (it is not shared across threads).
 
-    __slots__ = ("_last_ms", "_prefix", "_random")
+    The first id of each millisecond gets fresh randomness; later ones in the same
+    millisecond increment it, so only the low 40 bits need encoding per id.
+    """
+
+    __slots__ = ("_high", "_last_ms", "_low", "_prefix")
 
     def __init__(self) -> None:
         self._last_ms = -1
-        self._prefix = ""
-        self._random = 0
+        self._prefix = ""  # time (10 chars) + high 40 random bits (8 chars)
+        self._high = 0
+        self._low = 0
+
+    def _reseed(self, ms: int) -> None:
+        self._last_ms = ms
+        random = int.from_bytes(os.urandom(10), "big")
+        self._high = random >> _LOW_BITS
+        # Leave headroom so that increments within one millisecond rarely carry.
+        self._low = (random & _LOW_MASK) >> 1
+        self._prefix = _encode(ms, 10) + _encode(self._high, 8)
 
     def new(self, now_ms: int) -> str:
         """A new ULID for time ``now_ms``, greater than every id this generator made."""
         if now_ms > self._last_ms:
-            self._last_ms = now_ms
-            self._prefix = _encode_time(now_ms)
-            # Leave headroom so that increments within one millisecond do not overflow.
-            self._random = int.from_bytes(os.urandom(10), "big") >> 1
+            self._reseed(now_ms)
         else:
-            self._random += 1
-            if self._random > _MAX_RANDOM:  # pragma: no cover - needs 2**79 ids in one ms
-                self._last_ms += 1
-                self._prefix = _encode_time(self._last_ms)
-                self._random = 0
-        tail = base64.b32encode(self._random.to_bytes(10, "big")).translate(_B32_TO_CROCKFORD)
-        return self._prefix + tail.decode("ascii")
+            low = self._low + 1
+            if low > _LOW_MASK:
+                self._high += 1
+                if self._high >> _LOW_BITS:  # pragma: no cover - 2**80 ids in one ms
+                    self._reseed(self._last_ms + 1)
+                    low = self._low
+                else:
+                    self._prefix = self._prefix[:10] + _encode(self._high, 8)
+                    low = 0
+            self._low = low
+        low = self._low
+        pairs = _PAIRS
+        return (
+            self._prefix
+            + pairs[low >> 30]
+            + pairs[(low >> 20) & 1023]
+            + pairs[(low >> 10) & 1023]
+            + pairs[low & 1023]
+        )

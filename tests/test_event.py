@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import eventbus
-from eventbus._event import TS_MAX_MS, TS_MIN_MS, check_user_names, coerce_events, encode_request
+from eventbus._event import TS_MAX_MS, TS_MIN_MS, prepare_batch
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
 json_values = st.recursive(
@@ -61,8 +61,8 @@ def test_valid_events_round_trip_through_dicts(
 @given(data=json_objects)
 def test_encoding_round_trips_json_data(data: dict[str, Any]) -> None:
     """The decoded copy the engine stores equals the data sent."""
-    _, decoded = encode_request([eventbus.Event("a", data)], max_events=10, max_bytes=10**7)
-    assert decoded[0]["data"] == data
+    batch = prepare_batch([eventbus.Event("a", data), {"name": "b", "data": data}], max_events=10, max_bytes=10**7)
+    assert batch.decoded[0]["data"] == data == batch.decoded[1]["data"]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_encoding_round_trips_json_data(data: dict[str, Any]) -> None:
 def test_invalid_events_name_index_field_and_rule(raw: dict[str, Any], field: str | None, rule: str) -> None:
     """Each rule rejects with an EventValidationError (a ValueError) naming index, field and rule."""
     with pytest.raises(eventbus.EventValidationError) as info:
-        coerce_events([{"name": "ok"}, raw])
+        prepare(raw)
     error = info.value
     assert isinstance(error, ValueError)
     assert error.index == 1
@@ -101,31 +101,65 @@ def test_invalid_events_name_index_field_and_rule(raw: dict[str, Any], field: st
     assert str(error).startswith("event [1]: ")
 
 
+def test_invalid_event_values_name_the_rule_too() -> None:
+    """The Event constructor applies the same rules as send()."""
+    with pytest.raises(eventbus.EventValidationError, match="ts: .*seconds"):
+        eventbus.Event("a", ts=1_700_000_000)
+    with pytest.raises(eventbus.EventValidationError, match="name: must be a non-empty"):
+        eventbus.Event("")
+    with pytest.raises(eventbus.EventValidationError, match="id: must be a string"):
+        eventbus.Event("a", id=5)  # type: ignore[arg-type]
+
+
 def test_nested_errors_name_the_path() -> None:
     """A bad value deep in data is located by its path."""
     with pytest.raises(eventbus.EventValidationError, match=r"data\.a\[1\]\.b"):
         eventbus.Event("x", {"a": [0, {"b": object()}]})
 
 
+def prepare(*items: object) -> list[eventbus.Event]:
+    payload = [{"name": "ok"}, *items] if len(items) == 1 else list(items)
+    return prepare_batch(payload, max_events=5000, max_bytes=10**6).events
+
+
 def test_send_accepts_events_mappings_lists_and_tuples() -> None:
     """send() takes an Event, a mapping, or a list/tuple of them."""
-    assert [e.name for e in coerce_events(eventbus.Event("a"))] == ["a"]
-    assert [e.name for e in coerce_events({"name": "b"})] == ["b"]
-    assert [e.name for e in coerce_events(({"name": "c"}, eventbus.Event("d")))] == ["c", "d"]
+    one = prepare_batch(eventbus.Event("a"), max_events=10, max_bytes=10**6)
+    assert [e.name for e in one.events] == ["a"] and len(one) == 1
+    two = prepare_batch({"name": "b"}, max_events=10, max_bytes=10**6)
+    assert [e.name for e in two.events] == ["b"]
+    three = prepare_batch(({"name": "c"}, eventbus.Event("d")), max_events=10, max_bytes=10**6)
+    assert [e.name for e in three.events] == ["c", "d"]
     with pytest.raises(eventbus.EventValidationError, match="takes an eventbus.Event"):
-        coerce_events("app/e")
+        prepare_batch("app/e", max_events=10, max_bytes=10**6)
     with pytest.raises(eventbus.EventValidationError, match=r"event \[0\].*mapping"):
-        coerce_events([42])
+        prepare_batch([42], max_events=10, max_bytes=10**6)
 
 
-def test_event_subclasses_are_copied_as_plain_events() -> None:
-    """A StoredEvent (or other subclass) sent again becomes a plain Event."""
+def test_event_subclasses_are_sent_as_plain_events() -> None:
+    """An Event subclass sent again arrives as a plain Event."""
 
     class Custom(eventbus.Event):
         pass
 
-    (event,) = coerce_events(Custom("a", {"x": 1}))
+    (event,) = prepare_batch(Custom("a", {"x": 1}), max_events=1, max_bytes=10**6).events
     assert type(event) is eventbus.Event and event.data == {"x": 1}
+
+
+def test_json_subclasses_are_accepted() -> None:
+    """str/int/float subclasses (such as enums) encode as their base type."""
+    import enum
+
+    class Color(str, enum.Enum):
+        RED = "red"
+
+    class Ratio(float):
+        pass
+
+    event, _ = prepare(eventbus.Event("a", {"c": Color.RED, "r": Ratio(0.5), "l": [Ratio(1.0)]}), eventbus.Event("b"))
+    assert event.data == {"c": "red", "r": 0.5, "l": [1.0]}
+    with pytest.raises(eventbus.EventValidationError, match="NaN"):
+        eventbus.Event("a", {"r": Ratio("nan")})
 
 
 def test_zero_ts_and_none_data_mean_unset() -> None:
@@ -144,18 +178,26 @@ def test_request_limits() -> None:
     """Too many events or too many bytes reject the whole send."""
     events = [eventbus.Event("a")] * 3
     with pytest.raises(eventbus.EventValidationError, match="max_events_per_request=2"):
-        encode_request(events, max_events=2, max_bytes=10_000)
+        prepare_batch(events, max_events=2, max_bytes=10_000)
     with pytest.raises(eventbus.EventValidationError, match="max_request_bytes=50"):
-        encode_request(events, max_events=10, max_bytes=50)
-    encoded, decoded = encode_request(events, max_events=3, max_bytes=10_000)
-    assert len(decoded) == 3 and encoded.startswith(b"[")
+        prepare_batch(events, max_events=10, max_bytes=50)
+    batch = prepare_batch(events, max_events=3, max_bytes=10_000)
+    assert len(batch.decoded) == 3 and batch.encoded.startswith(b"[")
+    # The limit is on UTF-8 bytes, as on the wire.
+    snow = {"name": "a", "data": {"s": "\u2603" * 10}}
+    size = len(prepare_batch(snow, max_events=1, max_bytes=10_000).encoded)
+    assert size > len('[{"name":"a","data":{"s":""}}]') + 10
+    with pytest.raises(eventbus.EventValidationError):
+        prepare_batch(snow, max_events=1, max_bytes=size - 1)
 
 
 def test_reserved_names() -> None:
     """User sends may not use the inngest/ prefix, in any case."""
-    check_user_names([eventbus.Event("app/inngest/x"), eventbus.Event("inngestx/y")])
+    prepare(eventbus.Event("app/inngest/x"), eventbus.Event("inngestx/y"))
     with pytest.raises(eventbus.EventValidationError, match=r"event \[1\]: name: 'InNgEsT/x'"):
-        check_user_names([eventbus.Event("ok"), eventbus.Event("InNgEsT/x")])
+        prepare(eventbus.Event("ok"), eventbus.Event("InNgEsT/x"))
+    batch = prepare_batch({"name": "inngest/x"}, max_events=1, max_bytes=100, allow_reserved=True)
+    assert batch.decoded[0]["name"] == "inngest/x"
 
 
 def test_stored_events_are_made_by_the_engine() -> None:

@@ -7,8 +7,9 @@ the validation (so every transport sees the same, valid events) and owns the lif
 * :class:`MockTransport` records what was sent and runs nothing: for testing senders.
 """
 
+from .._event import EventBatch as EventBatch
 from ._base import Transport as Transport
 from ._inprocess import InProcessTransport as InProcessTransport
 from ._mock import MockTransport as MockTransport
 
-__all__ = ("InProcessTransport", "MockTransport", "Transport")
+__all__ = ("EventBatch", "InProcessTransport", "MockTransport", "Transport")

@@ -2,30 +2,31 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .._client import Inngest
-    from .._event import Event
+    from .._event import EventBatch
 
 
 class Transport(abc.ABC):
-    """Base class of transports: implement :meth:`send` (and :meth:`send_sync`).
+    """Base class of transports: implement :meth:`send` and :meth:`send_sync`.
 
-    ``events`` are already validated by the client; ``decoded`` is their JSON-decoded
-    wire form (``name``, ``data``, ``id``, ``ts``, ``v``, ``user``; unset fields None).
+    Both receive an :class:`EventBatch` the client has already validated: ``encoded`` is
+    the request's JSON, ``decoded`` its decoded copy (dicts with ``name``, ``data``,
+    ``id``, ``ts``, ``v``, ``user``; unset fields None) and ``events`` the same as Events.
     """
 
     def bind(self, client: Inngest) -> None:  # noqa: B027 - optional hook
         """Called once when the transport is given to a client."""
 
     @abc.abstractmethod
-    async def send(self, events: Sequence[Event], decoded: list[dict[str, Any]]) -> list[str]:
+    async def send(self, batch: EventBatch) -> list[str]:
         """Deliver the events; return one id per event, in order."""
 
     @abc.abstractmethod
-    def send_sync(self, events: Sequence[Event], decoded: list[dict[str, Any]]) -> list[str]:
+    def send_sync(self, batch: EventBatch) -> list[str]:
         """The blocking twin of :meth:`send`."""
 
     @contextlib.asynccontextmanager

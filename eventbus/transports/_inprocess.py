@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -13,7 +13,7 @@ from ._base import Transport
 
 if TYPE_CHECKING:
     from .._client import Inngest
-    from .._event import Event
+    from .._event import EventBatch
 
 _NOT_RUNNING = (
     "the eventbus engine is not running: start it with `async with client:` "
@@ -70,14 +70,14 @@ class InProcessTransport(Transport):
             raise EngineNotRunningError(_NOT_RUNNING)
         return engine
 
-    async def send(self, events: Sequence[Event], decoded: list[dict[str, Any]]) -> list[str]:
+    async def send(self, batch: EventBatch) -> list[str]:
         engine = self._running_engine()
         if engine.portal is not None and threading.get_ident() != engine._thread:
             portal = engine.portal
-            return await anyio.to_thread.run_sync(portal.call, engine.ingest, decoded)
-        return engine.ingest(decoded)
+            return await anyio.to_thread.run_sync(portal.call, engine.ingest, batch.decoded)
+        return engine.ingest(batch.decoded)
 
-    def send_sync(self, events: Sequence[Event], decoded: list[dict[str, Any]]) -> list[str]:
+    def send_sync(self, batch: EventBatch) -> list[str]:
         engine = self._running_engine()
         if threading.get_ident() == engine._thread:
             raise UsageError(
@@ -89,4 +89,4 @@ class InProcessTransport(Transport):
                 "send_sync() needs the engine running in a background thread: enter the client "
                 "with `with client:` (not `async with`) in synchronous code"
             )
-        return engine.portal.call(engine.ingest, decoded)
+        return engine.portal.call(engine.ingest, batch.decoded)

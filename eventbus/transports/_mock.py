@@ -1,14 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import attrs
 
 from .._ids import UlidGenerator
 from ._base import Transport
 
 if TYPE_CHECKING:
     from .._client import Inngest
-    from .._event import Event
+    from .._event import Event, EventBatch
 
 
 class MockTransport(Transport):
@@ -31,24 +32,20 @@ class MockTransport(Transport):
     def bind(self, client: Inngest) -> None:
         self._client = client
 
-    def _record(self, events: Sequence[Event]) -> list[str]:
-        from .._event import Event
-
+    def _record(self, batch: EventBatch) -> list[str]:
         assert self._client is not None
         now = self._client.clock.now_ms()
         ids = []
-        for event in events:
+        for event in batch.events:
             ids.append(self._ids.new(now))
-            self.sent.append(
-                Event(event.name, event.data, event.id, event.ts or now, event.v, event.user)
-            )
+            self.sent.append(attrs.evolve(event, ts=event.ts or now))
         return ids
 
-    async def send(self, events: Sequence[Event], decoded: list[dict[str, Any]]) -> list[str]:
-        return self._record(events)
+    async def send(self, batch: EventBatch) -> list[str]:
+        return self._record(batch)
 
-    def send_sync(self, events: Sequence[Event], decoded: list[dict[str, Any]]) -> list[str]:
-        return self._record(events)
+    def send_sync(self, batch: EventBatch) -> list[str]:
+        return self._record(batch)
 
     def clear(self) -> None:
         """Forget what was sent."""

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 import eventbus
-from eventbus.transports import InProcessTransport, MockTransport, Transport
+from eventbus.transports import EventBatch, InProcessTransport, MockTransport, Transport
 from tests.helpers import make_client, on
 
 
@@ -161,11 +161,11 @@ def test_custom_transport_base_class() -> None:
     """A Transport subclass needs send and send_sync; running() defaults to a no-op."""
 
     class Echo(Transport):
-        async def send(self, events, decoded):  # type: ignore[no-untyped-def]
-            return [e.name for e in events]
+        async def send(self, batch: EventBatch) -> list[str]:
+            return [e.name for e in batch.events]
 
-        def send_sync(self, events, decoded):  # type: ignore[no-untyped-def]
-            return [d["name"] for d in decoded]
+        def send_sync(self, batch: EventBatch) -> list[str]:
+            return [d["name"] for d in batch.decoded]
 
     client = eventbus.Inngest("app", transport=Echo())
     assert client.send_sync({"name": "a"}) == ["a"]
