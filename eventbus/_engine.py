@@ -94,6 +94,9 @@ class Engine:
         self._runs: dict[str, Run] = {}
         self._runs_by_event: dict[str, list[Run]] = {}
         self._pins: dict[str, int] = {}
+        # Arrival order, for pruning: popping the front of a dict is not O(1).
+        self._event_order: deque[str] = deque()
+        self._run_order: deque[str] = deque()
         self._held_events: dict[str, StoredEvent] = {}
         self._held_runs: dict[str, Run] = {}
         self._runs_reordered = False
@@ -196,6 +199,7 @@ class Engine:
     def _store(self, stored: StoredEvent) -> None:
         events = self._events
         events[stored.internal_id] = stored
+        self._event_order.append(stored.internal_id)
         if len(events) > self._prune_at:
             self._prune_events()
 
@@ -204,10 +208,11 @@ class Engine:
         # needs is moved aside to _held (never scanned again) and dropped when its last
         # run finishes, so pruning costs O(1) amortized per event.
         events = self._events
+        order = self._event_order
         held = self._held_events
         pins = self._pins
         while len(events) > self.event_retention:
-            internal_id = next(iter(events))
+            internal_id = order.popleft()
             stored = events.pop(internal_id)
             if internal_id in pins:
                 held[internal_id] = stored
@@ -233,6 +238,7 @@ class Engine:
 
     def _record_run(self, run: Run) -> None:
         self._runs[run.run_id] = run
+        self._run_order.append(run.run_id)
         pins = self._pins
         for event in run.events:
             key = event.internal_id
@@ -257,6 +263,7 @@ class Engine:
         if held is not None:
             # It was moved aside while active; it is now the most recently finished run.
             self._runs[run.run_id] = run
+            self._run_order.append(run.run_id)
             self._runs_reordered = True
         self._finished_runs += 1
         if self._finished_runs > self._prune_at:
@@ -264,8 +271,9 @@ class Engine:
 
     def _prune_runs(self) -> None:
         runs = self._runs
+        order = self._run_order
         while self._finished_runs > self.event_retention:
-            run_id = next(iter(runs))
+            run_id = order.popleft()
             run = runs.pop(run_id)
             if not run.status.is_finished:
                 self._held_runs[run_id] = run

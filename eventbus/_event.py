@@ -37,43 +37,64 @@ _FIELDS = frozenset({"name", "data", "id", "ts", "v", "user"})
 JSONScalar = (str, int, float, bool, type(None))
 
 
-def _check_json(value: object, path: str) -> None:
-    """Raise EventValidationError if ``value`` is not a JSON tree (string keys, finite floats)."""
+def _json_copy(value: Any, path: str) -> tuple[Any, int]:
+    """Validate a JSON tree and copy it; returns the copy and an upper bound of its size.
+
+    The bound (bytes of compact UTF-8 JSON) is what lets ``send`` skip encoding the
+    request when it cannot exceed the limit. Tuples become lists, subclasses of str,
+    int and float become the base type, as a JSON round trip would make them.
+    """
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return
+    if kind is str:
+        return value, 6 * len(value) + 2
+    if kind is int:
+        return value, value.bit_length() // 3 + 2
+    if kind is bool or value is None:
+        return value, 5
     if kind is dict or isinstance(value, Mapping):
-        for key, item in value.items():  # type: ignore[attr-defined]
+        copy: dict[str, Any] = {}
+        size = 2
+        for key, item in value.items():
             if type(key) is not str:
                 raise EventValidationError(
                     f"key {key!r} at {path} is not a string; JSON object keys must be strings"
                 )
             item_kind = type(item)
-            if item_kind is str or item_kind is int or item_kind is bool or item is None:
-                continue
-            _check_json(item, f"{path}.{key}")
-        return
-    if kind is list or kind is tuple:
-        for i, item in enumerate(value):  # type: ignore[arg-type]
-            _check_json(item, f"{path}[{i}]")
-        return
-    if kind is float:
-        if not math.isfinite(value):  # type: ignore[arg-type]
-            raise EventValidationError(f"{value!r} at {path} is not JSON (NaN and Infinity are not)")
-        return
-    if isinstance(value, (list, tuple)):
+            if item_kind is str:
+                copy[key] = item
+                size += 6 * (len(key) + len(item)) + 6
+            elif item_kind is int:
+                copy[key] = item
+                size += 6 * len(key) + item.bit_length() // 3 + 6
+            else:
+                copy[key], item_size = _json_copy(item, f"{path}.{key}")
+                size += 6 * len(key) + item_size + 4
+        return copy, size
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        items: list[Any] = []
+        size = 2
         for i, item in enumerate(value):
-            _check_json(item, f"{path}[{i}]")
-        return
+            item_copy, item_size = _json_copy(item, f"{path}[{i}]")
+            items.append(item_copy)
+            size += item_size + 1
+        return items, size
     if isinstance(value, float):
-        _check_json(float(value), path)
-        return
-    if isinstance(value, (str, int)):  # subclasses (enums, ...) encode as their base
-        return
+        if not math.isfinite(value):
+            raise EventValidationError(f"{value!r} at {path} is not JSON (NaN and Infinity are not)")
+        return float(value), 26
+    if isinstance(value, str):  # subclasses (str enums, ...) encode as their base
+        return str.__str__(value), 6 * len(value) + 2
+    if isinstance(value, int):
+        return int(value), value.bit_length() // 3 + 2
     raise EventValidationError(
         f"{value!r} at {path} is a {type(value).__name__}, which is not JSON; "
         "convert it to a string, number, bool, None, list or dict"
     )
+
+
+def _check_json(value: object, path: str) -> None:
+    """Raise EventValidationError if ``value`` is not a JSON tree (string keys, finite floats)."""
+    _json_copy(value, path)
 
 
 def _check_name(name: object) -> str:
@@ -164,7 +185,7 @@ class Event:
             raise EventValidationError(
                 f"an event must be an eventbus.Event or a mapping, got {type(raw).__name__} {raw!r}"
             )
-        wire = _wire_from_mapping(raw)
+        wire, _ = _wire_from_mapping(raw)
         return cls(wire["name"], wire["data"], wire["id"], wire["ts"], wire["v"], wire["user"])
 
     def __repr__(self) -> str:
@@ -259,10 +280,48 @@ def make_stored(
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_decode = json.JSONDecoder().decode
 
 
-def _wire_from_mapping(raw: Mapping[str, Any]) -> dict[str, Any]:
+def _check_object(value: object, field: str) -> tuple[dict[str, Any], int]:
+    if value is None:
+        return {}, 2
+    if not isinstance(value, Mapping):
+        raise EventValidationError(
+            f"must be a mapping with string keys, got {type(value).__name__} {value!r}",
+            field=field,
+        )
+    return _json_copy(value, field)  # type: ignore[no-any-return]
+
+
+def _wire(
+    name: object, data: object, event_id: object, ts: object, version: object, user: object
+) -> tuple[dict[str, Any], int]:
+    """Validate event fields into the engine's wire dict; returns it and a size bound."""
+    if type(name) is not str or not name:
+        _check_name(name)
+    if event_id is not None and type(event_id) is not str:
+        _check_optional_str(event_id, "id")
+    if version is not None and type(version) is not str:
+        _check_optional_str(version, "v")
+    data_copy, data_size = _check_object(data, "data")
+    user_copy, user_size = _check_object(user, "user")
+    size = 6 * len(name) + data_size + user_size + 80  # type: ignore[arg-type]
+    if event_id is not None:
+        size += 6 * len(event_id)  # type: ignore[arg-type]
+    if version is not None:
+        size += 6 * len(version)  # type: ignore[arg-type]
+    wire = {
+        "name": name,
+        "data": data_copy,
+        "id": event_id,
+        "ts": _check_ts(ts),
+        "v": version,
+        "user": user_copy,
+    }
+    return wire, size
+
+
+def _wire_from_mapping(raw: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     """Validate a mapping with Inngest's event fields into the engine's wire dict."""
     if not raw.keys() <= _FIELDS:
         unknown = set(raw) - _FIELDS
@@ -272,38 +331,31 @@ def _wire_from_mapping(raw: Mapping[str, Any]) -> dict[str, Any]:
         )
     if "name" not in raw:
         raise EventValidationError("is required", field="name")
-    name = raw["name"]
-    if type(name) is not str or not name:
-        _check_name(name)
-    data = raw.get("data")
-    data = {} if data is None else _check_mapping(data, "data")
-    event_id = raw.get("id")
-    if event_id is not None and type(event_id) is not str:
-        _check_optional_str(event_id, "id")
-    version = raw.get("v")
-    if version is not None and type(version) is not str:
-        _check_optional_str(version, "v")
-    user = raw.get("user")
-    return {
-        "name": name,
-        "data": data,
-        "id": event_id,
-        "ts": _check_ts(raw.get("ts")),
-        "v": version,
-        "user": {} if user is None else _check_mapping(user, "user"),
-    }
+    get = raw.get
+    return _wire(raw["name"], get("data"), get("id"), get("ts"), get("v"), get("user"))
 
 
-@attrs.frozen
 class EventBatch:
-    """One validated send: the wire dicts, their JSON encoding, and the decoded copy.
+    """One validated send, as transports receive it.
 
-    ``decoded`` is what the engine stores, so later mutation of the caller's dicts cannot
-    change accepted events, and tuples come back as lists as they would over HTTP.
+    ``decoded`` holds the events as wire dicts (``name``, ``data``, ``id``, ``ts``, ``v``,
+    ``user``; unset fields None); they are copies, so later mutation of the caller's
+    dicts cannot change accepted events, and tuples are lists as JSON would make them.
+    ``encoded`` is the request's compact UTF-8 JSON (computed on first use).
     """
 
-    encoded: bytes
-    decoded: list[dict[str, Any]]
+    __slots__ = ("_encoded", "decoded")
+
+    def __init__(self, decoded: list[dict[str, Any]], encoded: bytes | None = None) -> None:
+        self.decoded = decoded
+        self._encoded = encoded
+
+    @property
+    def encoded(self) -> bytes:
+        """The batch as compact UTF-8 JSON (a list of event objects)."""
+        if self._encoded is None:
+            self._encoded = _ENCODER.encode(self.decoded).encode()
+        return self._encoded
 
     def __len__(self) -> int:
         return len(self.decoded)
@@ -315,6 +367,9 @@ class EventBatch:
             Event(d["name"], d["data"], d["id"], d["ts"], d["v"], d["user"]) for d in self.decoded
         ]
 
+    def __repr__(self) -> str:
+        return f"<EventBatch {len(self.decoded)} event(s)>"
+
 
 def prepare_batch(
     payload: object, *, max_events: int, max_bytes: int, allow_reserved: bool = False
@@ -325,7 +380,7 @@ def prepare_batch(
     accepted unless every event is valid and the request fits the limits.
     """
     items: Sequence[object]
-    if isinstance(payload, (Event, Mapping)):
+    if type(payload) is dict or isinstance(payload, (Event, Mapping)):
         items = (payload,)
     elif isinstance(payload, (list, tuple)):
         items = payload
@@ -340,19 +395,13 @@ def prepare_batch(
             f"{max_events}; split the send into smaller batches"
         )
     wire: list[dict[str, Any]] = []
+    bound = 2
     for index, item in enumerate(items):
         try:
-            if isinstance(item, Event):
-                entry = {
-                    "name": item.name,
-                    "data": item.data,
-                    "id": item.id,
-                    "ts": item.ts,
-                    "v": item.v,
-                    "user": item.user,
-                }
-            elif isinstance(item, Mapping):
-                entry = _wire_from_mapping(item)
+            if type(item) is dict or isinstance(item, Mapping):
+                entry, size = _wire_from_mapping(item)  # type: ignore[arg-type]
+            elif isinstance(item, Event):
+                entry, size = _wire(item.name, item.data, item.id, item.ts, item.v, item.user)
             else:
                 raise EventValidationError(
                     f"an event must be an eventbus.Event or a mapping, "
@@ -368,10 +417,14 @@ def prepare_batch(
                 field="name",
             )
         wire.append(entry)
-    encoded = _ENCODER.encode(wire).encode()
-    if len(encoded) > max_bytes:
-        raise EventValidationError(
-            f"the request is {len(encoded)} bytes of JSON, more than max_request_bytes="
-            f"{max_bytes}; split the send into smaller batches or raise the limit"
-        )
-    return EventBatch(encoded=encoded, decoded=_decode(encoded.decode()))
+        bound += size + 1
+    batch = EventBatch(wire)
+    if bound > max_bytes:
+        # The cheap bound says it might not fit: measure exactly.
+        size = len(batch.encoded)
+        if size > max_bytes:
+            raise EventValidationError(
+                f"the request is {size} bytes of JSON, more than max_request_bytes="
+                f"{max_bytes}; split the send into smaller batches or raise the limit"
+            )
+    return batch

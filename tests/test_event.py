@@ -216,3 +216,16 @@ async def test_max_request_bytes_is_enforced_by_the_client() -> None:
         with pytest.raises(eventbus.EventValidationError, match="max_events_per_request"):
             await client.send([{"name": "a"}] * 3)
     assert client.events() == []
+
+
+@given(data=json_objects, name=st.text(min_size=1, max_size=20))
+def test_request_size_limit_is_exact(data: dict[str, Any], name: str) -> None:
+    """A send fits exactly when its JSON encoding is within max_request_bytes."""
+    if name[:8].lower() == "inngest/":
+        return
+    events = [{"name": name, "data": data}, {"name": name, "id": "k", "data": data}]
+    size = len(prepare_batch(events, max_events=2, max_bytes=10**9).encoded)
+    batch = prepare_batch(events, max_events=2, max_bytes=size)
+    assert batch.decoded[0]["data"] == data
+    with pytest.raises(eventbus.EventValidationError, match="max_request_bytes"):
+        prepare_batch(events, max_events=2, max_bytes=size - 1)

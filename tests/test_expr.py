@@ -280,4 +280,5 @@ def test_index_access_matches_dict_lookup(key: str, value: Any) -> None:
     if "\n" in key + str(value) or "\r" in key + str(value):
         return
     assert ev(f"event.data['{escaped_key}'] == {literal}", env)
-    assert ev(f"has(event.data.x) == false && event.data['{escaped_key}' + 'zz'] == null", env)
+    assert not ev(f"event.data['{escaped_key}'] != {literal}", env)
+    assert ev(f"event.data['{escaped_key}' + '\\x00'] == null", env)
