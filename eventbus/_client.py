@@ -85,7 +85,9 @@ class Inngest:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.logger = logger if logger is not None else logging.getLogger("eventbus")
         self.max_request_bytes = _positive_int(max_request_bytes, "max_request_bytes")
-        self.max_events_per_request = _positive_int(max_events_per_request, "max_events_per_request")
+        self.max_events_per_request = _positive_int(
+            max_events_per_request, "max_events_per_request"
+        )
         self.event_retention = _positive_int(event_retention, "event_retention")
         self._registry = Registry()
         self.transport: Transport = transport if transport is not None else InProcessTransport()
@@ -95,7 +97,9 @@ class Inngest:
         self._running: AbstractAsyncContextManager[None] | None = None
 
     def __repr__(self) -> str:
-        return f"<eventbus.Inngest app_id={self.app_id!r} transport={type(self.transport).__name__}>"
+        return (
+            f"<eventbus.Inngest app_id={self.app_id!r} transport={type(self.transport).__name__}>"
+        )
 
     # ------------------------------------------------------------------ functions
 
@@ -227,7 +231,8 @@ class Inngest:
         tb: TracebackType | None,
     ) -> None:
         portal_cm, running = self._portal_cm, self._running_cm
-        assert portal_cm is not None and running is not None
+        assert portal_cm is not None
+        assert running is not None
         self._portal_cm = self._running_cm = None
         try:
             running.__exit__(exc_type, exc, tb)

@@ -21,7 +21,14 @@ DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000
 class DedupIndex:
     """Remembers ids for ``window_ms`` after their first sighting."""
 
-    __slots__ = ("_buckets", "_first_seen", "_last_bucket", "_last_key", "_next_expiry", "window_ms")
+    __slots__ = (
+        "_buckets",
+        "_first_seen",
+        "_last_bucket",
+        "_last_key",
+        "_next_expiry",
+        "window_ms",
+    )
 
     def __init__(self, window_ms: int = DEDUP_WINDOW_MS) -> None:
         if window_ms <= 0:

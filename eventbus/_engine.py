@@ -14,6 +14,7 @@ is advanced; otherwise a timer task sleeps until the earliest one is due.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import logging
@@ -232,7 +233,7 @@ class Engine:
             self._record_run(run)
             if stored.ts is not None and stored.ts > now:
                 # Inngest schedules runs of future-dated events at their ts.
-                self._add_timer(stored.ts, lambda run=run: self._enqueue(run))
+                self._add_timer(stored.ts, functools.partial(self._enqueue, run))
             else:
                 self._enqueue(run)
 
@@ -446,7 +447,7 @@ class Engine:
             exc,
             delay / 1000,
         )
-        self._add_timer(self.clock.now_ms() + delay, lambda: self._enqueue(run))
+        self._add_timer(self.clock.now_ms() + delay, functools.partial(self._enqueue, run))
 
     def _complete(self, run: Run, output: Any) -> None:
         run.status = RunStatus.COMPLETED

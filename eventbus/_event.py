@@ -80,7 +80,9 @@ def _json_copy(value: Any, path: str) -> tuple[Any, int]:
         return items, size
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise EventValidationError(f"{value!r} at {path} is not JSON (NaN and Infinity are not)")
+            raise EventValidationError(
+                f"{value!r} at {path} is not JSON (NaN and Infinity are not)"
+            )
         return float(value), 26
     if isinstance(value, str):  # subclasses (str enums, ...) encode as their base
         return str.__str__(value), 6 * len(value) + 2
@@ -99,9 +101,7 @@ def _check_json(value: object, path: str) -> None:
 
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name:
-        raise EventValidationError(
-            f"must be a non-empty string, got {name!r}", field="name"
-        )
+        raise EventValidationError(f"must be a non-empty string, got {name!r}", field="name")
     return name
 
 
@@ -211,6 +211,7 @@ class StoredEvent(Event):
     internal_id: str
     received_at_ms: int
     deduplicated: bool
+    _expr_view: dict[str, Any] | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - guard
         raise TypeError("StoredEvent is made by the engine; create an eventbus.Event instead")
@@ -290,7 +291,7 @@ def _check_object(value: object, field: str) -> tuple[dict[str, Any], int]:
             f"must be a mapping with string keys, got {type(value).__name__} {value!r}",
             field=field,
         )
-    return _json_copy(value, field)  # type: ignore[no-any-return]
+    return _json_copy(value, field)
 
 
 def _wire(
@@ -399,7 +400,7 @@ def prepare_batch(
     for index, item in enumerate(items):
         try:
             if type(item) is dict or isinstance(item, Mapping):
-                entry, size = _wire_from_mapping(item)  # type: ignore[arg-type]
+                entry, size = _wire_from_mapping(item)
             elif isinstance(item, Event):
                 entry, size = _wire(item.name, item.data, item.id, item.ts, item.v, item.user)
             else:

@@ -68,8 +68,19 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _ESCAPES = {
-    "n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b",
-    "f": "\f", "v": "\v", "0": "\0", "`": "`", "?": "?",
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "0": "\0",
+    "`": "`",
+    "?": "?",
 }
 _KEYWORDS = {"true": True, "false": False, "null": None}
 
@@ -192,13 +203,12 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         left = _zero_like(right)
     if right is None:
         right = _zero_like(left)
-    if _is_num(left) and _is_num(right):
-        pass
-    elif isinstance(left, str) and isinstance(right, str):
-        pass
-    elif isinstance(left, bool) and isinstance(right, bool):
-        pass
-    else:
+    comparable = (
+        (_is_num(left) and _is_num(right))
+        or (isinstance(left, str) and isinstance(right, str))
+        or (isinstance(left, bool) and isinstance(right, bool))
+    )
+    if not comparable:
         raise _EvalError(f"cannot compare {left!r} {op} {right!r}")
     if op == "<":
         return bool(left < right)
@@ -483,10 +493,7 @@ class _Parser:
                 kind, name, pos = self.advance()
                 if kind != "ident":
                     self.fail("expected a field name after '.'", pos)
-                if self.accept("("):
-                    node = self.method_call(node, name, pos)
-                else:
-                    node = _field(node, name)
+                node = self.method_call(node, name, pos) if self.accept("(") else _field(node, name)
             elif op == "[":
                 self.advance()
                 key = self.ternary()

@@ -67,7 +67,10 @@ class TriggerEvent:
     event: str = attrs.field(converter=_check_event_name)
     expression: str | None = attrs.field(default=None)
     _compiled: CompiledExpression | None = attrs.field(
-        init=False, eq=False, repr=False, default=attrs.Factory(lambda self: _compile(self.expression), takes_self=True)
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(lambda self: _compile(self.expression), takes_self=True),
     )
 
     @expression.validator
@@ -86,7 +89,9 @@ def _check_retries(retries: object) -> int:
     if retries is None:
         return DEFAULT_RETRIES
     if isinstance(retries, bool) or not isinstance(retries, int):
-        raise FunctionConfigError(f"retries must be an int from 0 to {MAX_RETRIES}, got {retries!r}")
+        raise FunctionConfigError(
+            f"retries must be an int from 0 to {MAX_RETRIES}, got {retries!r}"
+        )
     if not 0 <= retries <= MAX_RETRIES:
         raise FunctionConfigError(
             f"retries={retries} is out of range: Inngest allows 0 to {MAX_RETRIES} retries"
@@ -105,13 +110,14 @@ def _check_handler(handler: object, what: str) -> Handler:
     try:
         inspect.signature(handler).bind(object())
     except TypeError:
+        name = getattr(handler, "__name__", "handler")
         raise FunctionConfigError(
-            f"{what} {handler.__qualname__!r} must accept exactly one positional argument, ctx: "
-            f"`async def {handler.__name__}(ctx: eventbus.Context)`"
+            f"{what} {name!r} must accept exactly one positional argument, ctx: "
+            f"`async def {name}(ctx: eventbus.Context)`"
         ) from None
     except ValueError:  # pragma: no cover - builtins without a signature
         pass
-    return handler  # type: ignore[return-value]
+    return handler
 
 
 def normalize_triggers(trigger: object) -> tuple[TriggerEvent, ...]:
@@ -144,7 +150,7 @@ def normalize_triggers(trigger: object) -> tuple[TriggerEvent, ...]:
         if key in seen:
             raise FunctionConfigError(f"duplicate trigger {item!r}")
         seen.add(key)
-    return tuple(items)  # type: ignore[arg-type]
+    return tuple(items)
 
 
 @attrs.define(eq=False, repr=False)

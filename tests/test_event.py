@@ -13,10 +13,18 @@ from hypothesis import strategies as st
 import eventbus
 from eventbus._event import TS_MAX_MS, TS_MIN_MS, prepare_batch
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=5)
@@ -25,8 +33,11 @@ json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=5)
 def test_event_defaults_and_to_dict() -> None:
     """Event(name) has empty data and user; to_dict omits unset fields."""
     event = eventbus.Event("app/e")
-    assert event.data == {} and event.user == {}
-    assert event.id is None and event.ts is None and event.v is None
+    assert event.data == {}
+    assert event.user == {}
+    assert event.id is None
+    assert event.ts is None
+    assert event.v is None
     assert event.to_dict() == {"name": "app/e", "data": {}}
     full = eventbus.Event("app/e", {"a": 1}, id="k", ts=TS_MIN_MS, v="1", user={"u": 1})
     assert full.to_dict() == {
@@ -37,7 +48,8 @@ def test_event_defaults_and_to_dict() -> None:
         "v": "1",
         "user": {"u": 1},
     }
-    assert "id='k'" in repr(full) and "ts=" in repr(full)
+    assert "id='k'" in repr(full)
+    assert "ts=" in repr(full)
 
 
 def test_event_is_frozen() -> None:
@@ -48,8 +60,13 @@ def test_event_is_frozen() -> None:
     assert event == eventbus.Event("app/e")
 
 
-@given(name=st.text(min_size=1), data=json_objects, id=st.none() | st.text(), v=st.none() | st.text(),
-       ts=st.none() | st.integers(TS_MIN_MS, TS_MAX_MS))
+@given(
+    name=st.text(min_size=1),
+    data=json_objects,
+    id=st.none() | st.text(),
+    v=st.none() | st.text(),
+    ts=st.none() | st.integers(TS_MIN_MS, TS_MAX_MS),
+)
 def test_valid_events_round_trip_through_dicts(
     name: str, data: dict[str, Any], id: str | None, v: str | None, ts: int | None
 ) -> None:
@@ -61,7 +78,9 @@ def test_valid_events_round_trip_through_dicts(
 @given(data=json_objects)
 def test_encoding_round_trips_json_data(data: dict[str, Any]) -> None:
     """The decoded copy the engine stores equals the data sent."""
-    batch = prepare_batch([eventbus.Event("a", data), {"name": "b", "data": data}], max_events=10, max_bytes=10**7)
+    batch = prepare_batch(
+        [eventbus.Event("a", data), {"name": "b", "data": data}], max_events=10, max_bytes=10**7
+    )
     assert batch.decoded[0]["data"] == data == batch.decoded[1]["data"]
 
 
@@ -89,8 +108,10 @@ def test_encoding_round_trips_json_data(data: dict[str, Any]) -> None:
         ({"name": "a", "extra": 1}, None, "unknown field"),
     ],
 )
-def test_invalid_events_name_index_field_and_rule(raw: dict[str, Any], field: str | None, rule: str) -> None:
-    """Each rule rejects with an EventValidationError (a ValueError) naming index, field and rule."""
+def test_invalid_events_name_index_field_and_rule(
+    raw: dict[str, Any], field: str | None, rule: str
+) -> None:
+    """Each rule rejects with an EventValidationError (a ValueError) naming index, field, rule."""
     with pytest.raises(eventbus.EventValidationError) as info:
         prepare(raw)
     error = info.value
@@ -103,7 +124,7 @@ def test_invalid_events_name_index_field_and_rule(raw: dict[str, Any], field: st
 
 def test_invalid_event_values_name_the_rule_too() -> None:
     """The Event constructor applies the same rules as send()."""
-    with pytest.raises(eventbus.EventValidationError, match="ts: .*seconds"):
+    with pytest.raises(eventbus.EventValidationError, match=r"ts: .*seconds"):
         eventbus.Event("a", ts=1_700_000_000)
     with pytest.raises(eventbus.EventValidationError, match="name: must be a non-empty"):
         eventbus.Event("")
@@ -125,12 +146,13 @@ def prepare(*items: object) -> list[eventbus.Event]:
 def test_send_accepts_events_mappings_lists_and_tuples() -> None:
     """send() takes an Event, a mapping, or a list/tuple of them."""
     one = prepare_batch(eventbus.Event("a"), max_events=10, max_bytes=10**6)
-    assert [e.name for e in one.events] == ["a"] and len(one) == 1
+    assert [e.name for e in one.events] == ["a"]
+    assert len(one) == 1
     two = prepare_batch({"name": "b"}, max_events=10, max_bytes=10**6)
     assert [e.name for e in two.events] == ["b"]
     three = prepare_batch(({"name": "c"}, eventbus.Event("d")), max_events=10, max_bytes=10**6)
     assert [e.name for e in three.events] == ["c", "d"]
-    with pytest.raises(eventbus.EventValidationError, match="takes an eventbus.Event"):
+    with pytest.raises(eventbus.EventValidationError, match=r"takes an eventbus\.Event"):
         prepare_batch("app/e", max_events=10, max_bytes=10**6)
     with pytest.raises(eventbus.EventValidationError, match=r"event \[0\].*mapping"):
         prepare_batch([42], max_events=10, max_bytes=10**6)
@@ -143,7 +165,8 @@ def test_event_subclasses_are_sent_as_plain_events() -> None:
         pass
 
     (event,) = prepare_batch(Custom("a", {"x": 1}), max_events=1, max_bytes=10**6).events
-    assert type(event) is eventbus.Event and event.data == {"x": 1}
+    assert type(event) is eventbus.Event
+    assert event.data == {"x": 1}
 
 
 def test_json_subclasses_are_accepted() -> None:
@@ -156,7 +179,10 @@ def test_json_subclasses_are_accepted() -> None:
     class Ratio(float):
         pass
 
-    event, _ = prepare(eventbus.Event("a", {"c": Color.RED, "r": Ratio(0.5), "l": [Ratio(1.0)]}), eventbus.Event("b"))
+    event, _ = prepare(
+        eventbus.Event("a", {"c": Color.RED, "r": Ratio(0.5), "l": [Ratio(1.0)]}),
+        eventbus.Event("b"),
+    )
     assert event.data == {"c": "red", "r": 0.5, "l": [1.0]}
     with pytest.raises(eventbus.EventValidationError, match="NaN"):
         eventbus.Event("a", {"r": Ratio("nan")})
@@ -165,7 +191,8 @@ def test_json_subclasses_are_accepted() -> None:
 def test_zero_ts_and_none_data_mean_unset() -> None:
     """ts=0 means 'fill in now' and data=None means {}, as in the official SDK."""
     event = eventbus.Event.from_dict({"name": "a", "ts": 0, "data": None})
-    assert event.ts is None and event.data == {}
+    assert event.ts is None
+    assert event.data == {}
 
 
 def test_from_dict_needs_a_mapping() -> None:
@@ -182,7 +209,8 @@ def test_request_limits() -> None:
     with pytest.raises(eventbus.EventValidationError, match="max_request_bytes=50"):
         prepare_batch(events, max_events=10, max_bytes=50)
     batch = prepare_batch(events, max_events=3, max_bytes=10_000)
-    assert len(batch.decoded) == 3 and batch.encoded.startswith(b"[")
+    assert len(batch.decoded) == 3
+    assert batch.encoded.startswith(b"[")
     # The limit is on UTF-8 bytes, as on the wire.
     snow = {"name": "a", "data": {"s": "\u2603" * 10}}
     size = len(prepare_batch(snow, max_events=1, max_bytes=10_000).encoded)

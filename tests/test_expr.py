@@ -267,7 +267,9 @@ def test_integer_arithmetic_and_comparisons_match_python(a: int, b: int) -> None
 @given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20))
 def test_string_literals_round_trip(value: str) -> None:
     """Any string written as an escaped literal compiles back to itself."""
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
+    escaped = (
+        value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
+    )
     assert compile_expression(f"'{escaped}'").evaluate({}) == value
 
 
@@ -275,7 +277,11 @@ def test_string_literals_round_trip(value: str) -> None:
 def test_index_access_matches_dict_lookup(key: str, value: Any) -> None:
     """event.data[k] == v holds exactly when data has k mapped to v."""
     env = {"event": {"data": {key: value}}}
-    literal = repr(value) if isinstance(value, int) else "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    literal = (
+        repr(value)
+        if isinstance(value, int)
+        else "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    )
     escaped_key = key.replace("\\", "\\\\").replace("'", "\\'")
     if "\n" in key + str(value) or "\r" in key + str(value):
         return

@@ -28,8 +28,10 @@ def test_function_ids_and_repr() -> None:
     """Function.id is f'{app_id}-{fn_id}'; the name defaults to fn_id."""
     fn = declare(fn_id="send-receipt", retries=3)
     assert fn.id == "app-send-receipt"
-    assert fn.local_id == "send-receipt" and fn.name == "send-receipt"
-    assert fn.retries == 3 and fn.on_failure_fn_id is None
+    assert fn.local_id == "send-receipt"
+    assert fn.name == "send-receipt"
+    assert fn.retries == 3
+    assert fn.on_failure_fn_id is None
     assert repr(fn) == "<Function 'app-send-receipt' triggers=[app/e] retries=3>"
     assert declare(name="Send receipt").name == "Send receipt"
     assert declare().retries == 4
@@ -134,7 +136,9 @@ def test_candidate_patterns_examples() -> None:
     assert sorted(candidate_patterns("app/user.created")) == sorted(
         ["app/user.created", "app/*", "app/user.*"]
     )
-    assert sorted(candidate_patterns("api/v1/users")) == sorted(["api/v1/users", "api/*", "api/v1/*"])
+    assert sorted(candidate_patterns("api/v1/users")) == sorted(
+        ["api/v1/users", "api/*", "api/v1/*"]
+    )
     assert candidate_patterns("simple") == ["simple"]
 
 
@@ -148,4 +152,5 @@ def test_wildcard_patterns_match_prefixes(name: str) -> None:
         if prefix[-1] in "/.":
             assert prefix + "*" in patterns
     for pattern in patterns - {name}:
-        assert pattern.endswith("*") and name.startswith(pattern[:-1])
+        assert pattern.endswith("*")
+        assert name.startswith(pattern[:-1])

@@ -33,7 +33,8 @@ async def test_quick_start_example_completes_with_output() -> None:
     assert run.function_id == "test-app-send-receipt"
     assert run.event_ids == (ids[0],)
     assert run.attempts == 1
-    assert run.started_at is not None and run.ended_at is not None
+    assert run.started_at is not None
+    assert run.ended_at is not None
     assert run.started_at <= run.ended_at
 
 
@@ -131,7 +132,8 @@ async def test_expression_filters_runs() -> None:
     client = make_client()
 
     @client.create_function(
-        fn_id="big", trigger=on("shop/order", "event.data.total > 100 && event.data.currency == 'EUR'")
+        fn_id="big",
+        trigger=on("shop/order", "event.data.total > 100 && event.data.currency == 'EUR'"),
     )
     async def big(ctx: eventbus.Context) -> float:
         return float(ctx.event.data["total"])
@@ -189,12 +191,15 @@ async def test_ctx_event_id_is_user_id_or_engine_id() -> None:
         assert ctx.attempt == 0
 
     async with client:
-        with_id, without_id = await client.send([{"name": "app/e", "id": "mine"}, {"name": "app/e"}])
+        with_id, without_id = await client.send(
+            [{"name": "app/e", "id": "mine"}, {"name": "app/e"}]
+        )
         await client.settle()
     assert [s[0] for s in seen] == ["mine", without_id]
     stored = client.get_event(with_id)
     assert stored is not None
-    assert stored.id == "mine" and stored.internal_id == with_id
+    assert stored.id == "mine"
+    assert stored.internal_id == with_id
     assert {s[1] for s in seen} == {r.run_id for r in client.runs(function_id="test-app-f")}
 
 
@@ -211,7 +216,8 @@ async def test_stored_event_fields() -> None:
     assert stored.name == "app/e"
     assert stored.data == {"a": [1, 2]}  # JSON round trip; _inngest stripped
     assert stored.ts == 1_700_000_000_000
-    assert stored.user == {} and stored.v is None
+    assert stored.user == {}
+    assert stored.v is None
     assert stored.received_at == clock.now()
     assert stored.deduplicated is False
     assert isinstance(stored, eventbus.Event)
@@ -227,7 +233,8 @@ async def test_ts_defaults_to_client_clock() -> None:
     async with client:
         (event_id,) = await client.send({"name": "app/e"})
     stored = client.get_event(event_id)
-    assert stored is not None and stored.ts == clock.now_ms()
+    assert stored is not None
+    assert stored.ts == clock.now_ms()
 
 
 async def test_accepted_data_is_a_copy() -> None:
@@ -238,7 +245,8 @@ async def test_accepted_data_is_a_copy() -> None:
         (event_id,) = await client.send(payload)
         payload["data"]["items"].append(2)
     stored = client.get_event(event_id)
-    assert stored is not None and stored.data == {"items": [1]}
+    assert stored is not None
+    assert stored.data == {"items": [1]}
 
 
 async def test_events_filter_by_name_oldest_first() -> None:
@@ -303,7 +311,9 @@ async def test_many_quick_runs_complete() -> None:
 
     async with client:
         for start in range(0, 3000, 1000):
-            await client.send([{"name": "app/e", "data": {"n": n}} for n in range(start, start + 1000)])
+            await client.send(
+                [{"name": "app/e", "data": {"n": n}} for n in range(start, start + 1000)]
+            )
         await client.settle()
     outputs = sorted(r.output for r in client.runs(function_id="test-app-f"))
     assert outputs == [n * 2 for n in range(3000)]

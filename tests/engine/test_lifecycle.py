@@ -30,7 +30,7 @@ async def test_send_sync_inside_the_engine_loop_raises() -> None:
     async with client:
         with pytest.raises(eventbus.UsageError, match="deadlock"):
             client.send_sync({"name": "app/e"})
-        with pytest.raises(eventbus.UsageError, match="await client.settle"):
+        with pytest.raises(eventbus.UsageError, match=r"await client\.settle"):
             client.settle_sync()
     with pytest.raises(eventbus.EngineNotRunningError):
         client.send_sync({"name": "app/e"})
@@ -56,7 +56,8 @@ async def test_restarting_gives_fresh_state() -> None:
     async with client:
         (event_id,) = await client.send({"name": "app/e", "id": "k"})
         stored = client.get_event(event_id)
-        assert stored is not None and not stored.deduplicated
+        assert stored is not None
+        assert not stored.deduplicated
     assert len(client.events()) == 1
 
 
@@ -135,7 +136,8 @@ def test_mock_transport_records_and_runs_nothing() -> None:
 
     ids = client.send_sync([{"name": "app/e", "data": {"a": 1}}, eventbus.Event("app/e", id="k")])
     ids += anyio.run(client.send, {"name": "app/x"})
-    assert len(ids) == 3 and len(set(ids)) == 3
+    assert len(ids) == 3
+    assert len(set(ids)) == 3
     assert [e.name for e in transport.sent] == ["app/e", "app/e", "app/x"]
     assert transport.sent[0].data == {"a": 1}
     assert transport.sent[1].id == "k"
@@ -226,9 +228,11 @@ def test_client_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("INNGEST_EVENT_KEY", "key-from-env")
     monkeypatch.setenv("INNGEST_ENV", "branch-1")
     client = eventbus.Inngest("app")
-    assert client.event_key == "key-from-env" and client.env == "branch-1"
+    assert client.event_key == "key-from-env"
+    assert client.env == "branch-1"
     explicit = eventbus.Inngest("app", event_key="k", env="e")
-    assert explicit.event_key == "k" and explicit.env == "e"
+    assert explicit.event_key == "k"
+    assert explicit.env == "e"
     assert isinstance(client.transport, InProcessTransport)
     assert "app" in repr(client)
 

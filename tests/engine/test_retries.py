@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 from typing import Any
 
 import pytest
@@ -31,11 +32,12 @@ async def test_default_retries_follow_backoff_table() -> None:
         (event_id,) = await client.send({"name": "app/e"})
         await client.settle()
         (run,) = client.runs(event_id=event_id)
-        assert run.status is eventbus.RunStatus.RUNNING and run.attempts == 1
+        assert run.status is eventbus.RunStatus.RUNNING
+        assert run.attempts == 1
         await client.settle(advance_time=True)
     assert attempts == [0, 1, 2, 3, 4]
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    for gap, base in zip(gaps, BACKOFF_MS):
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    for gap, base in zip(gaps, BACKOFF_MS, strict=False):
         assert base <= gap <= base + MAX_JITTER_MS
     assert run.status is eventbus.RunStatus.FAILED
     assert run.attempts == 5
@@ -59,7 +61,7 @@ async def test_backoff_table_caps_at_two_hours() -> None:
     async with client:
         await client.send({"name": "app/e"})
         await client.settle(advance_time=True)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) == 13
     assert all(7_200_000 <= g <= 7_200_000 + MAX_JITTER_MS for g in gaps[9:])
 
@@ -96,7 +98,8 @@ async def test_retries_zero_fails_at_once() -> None:
         await client.send({"name": "app/e"})
         await client.settle()
     (run,) = client.runs()
-    assert run.status is eventbus.RunStatus.FAILED and run.attempts == 1
+    assert run.status is eventbus.RunStatus.FAILED
+    assert run.attempts == 1
 
 
 async def test_non_retriable_error_fails_without_retry() -> None:
@@ -113,7 +116,8 @@ async def test_non_retriable_error_fails_without_retry() -> None:
     (run,) = client.runs()
     assert run.status is eventbus.RunStatus.FAILED
     assert run.attempts == 1
-    assert run.error is not None and run.error["message"] == "card declined"
+    assert run.error is not None
+    assert run.error["message"] == "card declined"
     assert run.error["name"] == "NonRetriableError"
 
 
@@ -144,7 +148,8 @@ async def test_retry_after_error_sets_the_delay(retry_after: Any, expected_ms: i
         await client.settle(advance_time=True)
     assert times[1] - times[0] == expected_ms
     (run,) = client.runs()
-    assert run.attempts == 2 and run.output == "ok"
+    assert run.attempts == 2
+    assert run.output == "ok"
 
 
 async def test_retry_after_datetime() -> None:
@@ -189,7 +194,8 @@ async def test_output_must_be_json() -> None:
     (run,) = client.runs()
     assert run.status is eventbus.RunStatus.FAILED
     assert run.attempts == 1
-    assert run.error is not None and "is not JSON" in run.error["message"]
+    assert run.error is not None
+    assert "is not JSON" in run.error["message"]
     assert "test-app-f" in run.error["message"]
 
 

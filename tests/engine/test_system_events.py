@@ -81,7 +81,7 @@ async def test_functions_can_trigger_on_system_events_without_recursion() -> Non
 
 
 async def test_on_failure_runs_with_the_failed_event() -> None:
-    """on_failure registers '<fn_id>-failure', run with inngest/function.failed for that function."""
+    """on_failure registers '<fn_id>-failure', run with that function's failed events."""
     client = make_client()
     received: list[dict[str, Any]] = []
 
@@ -89,7 +89,9 @@ async def test_on_failure_runs_with_the_failed_event() -> None:
         received.append(dict(ctx.event.data))
         return "compensated"
 
-    @client.create_function(fn_id="charge", trigger=on("shop/pay"), retries=1, on_failure=handle_failure)
+    @client.create_function(
+        fn_id="charge", trigger=on("shop/pay"), retries=1, on_failure=handle_failure
+    )
     async def charge(ctx: eventbus.Context) -> None:
         raise RuntimeError("card declined")
 
