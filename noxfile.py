@@ -52,9 +52,10 @@ def bench(session: nox.Session) -> None:
         "--benchmark-only",
         "--benchmark-group-by=group",
         "--benchmark-columns=median,ops,rounds",
+        "--benchmark-json=.benchmarks/latest.json",
         *session.posargs,
     )
-    session.run("python", "benchmarks/report.py", *session.posargs)
+    session.run("python", "benchmarks/report.py", ".benchmarks/latest.json")
 
 
 @nox.session

@@ -14,7 +14,7 @@ import anyio
 import anyio.from_thread
 
 from ._clock import Clock, SystemClock
-from ._errors import FunctionConfigError, UsageError
+from ._errors import EngineNotRunningError, FunctionConfigError, UsageError
 from ._event import Event, EventBatch, StoredEvent, prepare_batch
 from ._function import Function, Handler, Registry, TriggerEvent, make_function
 from ._run import Run, RunStatus
@@ -259,13 +259,22 @@ class Inngest:
             )
         return engine  # type: ignore[no-any-return]
 
+    def _running_engine(self) -> Engine:
+        engine = self.engine
+        if not engine.running:
+            raise EngineNotRunningError(
+                "the engine is not running, so nothing can settle: call settle() inside "
+                "`async with client:` or `with client:`"
+            )
+        return engine
+
     async def settle(self, *, advance_time: bool = False) -> None:
         """Wait until no run is executing and no event is queued.
 
         With ``advance_time=True`` and a :class:`VirtualClock`, keep jumping the clock to
         the next due timer (retry backoff, future events) until nothing is left to do.
         """
-        engine = self.engine
+        engine = self._running_engine()
         if engine.portal is not None and threading.get_ident() != engine._thread:
             await anyio.to_thread.run_sync(self.settle_sync, advance_time)
             return
@@ -273,7 +282,7 @@ class Inngest:
 
     def settle_sync(self, advance_time: bool = False) -> None:
         """The blocking twin of :meth:`settle`, for ``with client:`` programs."""
-        engine = self.engine
+        engine = self._running_engine()
         if engine.portal is None:
             raise UsageError(
                 "settle_sync() needs the engine running in a background thread (`with client:`); "

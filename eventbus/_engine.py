@@ -163,15 +163,15 @@ class Engine:
             data.pop("_inngest", None)
             duplicate = bool(user_id) and self.dedup.seen(user_id, now)
             stored = make_stored(
-                name=raw["name"],
-                data=data,
-                id=user_id or internal_id,
-                ts=raw["ts"] or now,
-                v=raw["v"],
-                user=raw["user"] or {},
-                internal_id=internal_id,
-                received_at_ms=now,
-                deduplicated=duplicate,
+                raw["name"],
+                data,
+                user_id or internal_id,
+                raw["ts"] or now,
+                raw["v"],
+                raw["user"],
+                internal_id,
+                now,
+                duplicate,
             )
             self._store(stored)
             ids.append(internal_id)
@@ -179,20 +179,11 @@ class Engine:
                 self._fan_out(stored, now)
         return ids
 
-    def _emit(self, name: str, data: dict[str, Any], event_id: str | None = None) -> None:
+    def _emit(self, name: str, data: dict[str, Any], now: int, event_id: str | None = None) -> None:
         """Send a system event through the normal path (stored, triggers functions)."""
-        now = self.clock.now_ms()
         internal_id = self._ids.new(now)
         stored = make_stored(
-            name=name,
-            data=data,
-            id=event_id or internal_id,
-            ts=now,
-            v=None,
-            user={},
-            internal_id=internal_id,
-            received_at_ms=now,
-            deduplicated=False,
+            name, data, event_id or internal_id, now, None, {}, internal_id, now, False
         )
         self._store(stored)
         self._fan_out(stored, now)
@@ -453,17 +444,17 @@ class Engine:
         run.status = RunStatus.COMPLETED
         run.output = output
         run.error = None
-        run._ended_ms = self.clock.now_ms()
+        run._ended_ms = now = self.clock.now_ms()
         self._release_run(run)
         if run.events[0].name not in _SYSTEM_NAMES:
             data = self._finish_payload(run, "Completed")
             data["result"] = output
-            self._emit(FINISHED_EVENT, data)
+            self._emit(FINISHED_EVENT, data, now)
 
     def _fail(self, run: Run, exc: BaseException) -> None:
         run.status = RunStatus.FAILED
         run.error = error_info(exc)
-        run._ended_ms = self.clock.now_ms()
+        run._ended_ms = now = self.clock.now_ms()
         self._release_run(run)
         if not getattr(exc, "quiet", False):
             self.logger.warning(
@@ -477,14 +468,14 @@ class Engine:
         if run.events[0].name not in _SYSTEM_NAMES:
             data = self._finish_payload(run, "Failed")
             data["error"] = run.error
-            self._emit(FINISHED_EVENT, data)
+            self._emit(FINISHED_EVENT, data, now)
             failed = self._finish_payload(run, "Failed")
             failed["error"] = run.error
-            self._emit(FAILED_EVENT, failed, event_id=run.run_id)
+            self._emit(FAILED_EVENT, failed, now, event_id=run.run_id)
 
     @staticmethod
     def _finish_payload(run: Run, status: str) -> dict[str, Any]:
-        events = [event.to_dict() for event in run.events]
+        events = [event.wire() for event in run.events]
         return {
             "function_id": run.function.id,
             "run_id": run.run_id,

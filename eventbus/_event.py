@@ -206,12 +206,13 @@ class StoredEvent(Event):
     was received within 24 hours, so this one started no function run).
     """
 
-    __slots__ = ("_expr_view", "deduplicated", "internal_id", "received_at_ms")
+    __slots__ = ("_expr_view", "_wire", "deduplicated", "internal_id", "received_at_ms")
 
     internal_id: str
     received_at_ms: int
     deduplicated: bool
     _expr_view: dict[str, Any] | None
+    _wire: dict[str, Any] | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - guard
         raise TypeError("StoredEvent is made by the engine; create an eventbus.Event instead")
@@ -234,13 +235,24 @@ class StoredEvent(Event):
             }
             if self.v:
                 view["v"] = self.v
-            object.__setattr__(self, "_expr_view", view)
+            _set_expr_view(self, view)
         return view
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["user"] = dict(self.user)
         return out
+
+    def wire(self) -> dict[str, Any]:
+        """The event as system events embed it (computed once; do not mutate)."""
+        wire: dict[str, Any] | None = self._wire
+        if wire is None:
+            wire = {"name": self.name, "data": self.data, "user": self.user, "id": self.id}
+            wire["ts"] = self.ts
+            if self.v is not None:
+                wire["v"] = self.v
+            _set_wire(self, wire)
+        return wire
 
     def __repr__(self) -> str:
         flag = " deduplicated" if self.deduplicated else ""
@@ -250,11 +262,46 @@ class StoredEvent(Event):
         )
 
 
-_set = object.__setattr__
+def _slot_setter(name: str) -> Any:
+    for cls in StoredEvent.__mro__:
+        if name in cls.__dict__:
+            return cls.__dict__[name].__set__
+    raise AssertionError(name)  # pragma: no cover
+
+
+# Setting slots through their descriptors is the cheapest way to fill a frozen instance.
+(
+    _set_name,
+    _set_data,
+    _set_id,
+    _set_ts,
+    _set_v,
+    _set_user,
+    _set_internal_id,
+    _set_received_at_ms,
+    _set_deduplicated,
+    _set_expr_view,
+    _set_wire,
+) = map(
+    _slot_setter,
+    (
+        "name",
+        "data",
+        "id",
+        "ts",
+        "v",
+        "user",
+        "internal_id",
+        "received_at_ms",
+        "deduplicated",
+        "_expr_view",
+        "_wire",
+    ),
+)
+_new = object.__new__
 
 
 def make_stored(
-    *,
     name: str,
     data: Mapping[str, Any],
     id: str,
@@ -266,17 +313,18 @@ def make_stored(
     deduplicated: bool,
 ) -> StoredEvent:
     """Build a StoredEvent from already-validated parts (the engine's hot path)."""
-    stored = object.__new__(StoredEvent)
-    _set(stored, "name", name)
-    _set(stored, "data", data)
-    _set(stored, "id", id)
-    _set(stored, "ts", ts)
-    _set(stored, "v", v)
-    _set(stored, "user", user)
-    _set(stored, "internal_id", internal_id)
-    _set(stored, "received_at_ms", received_at_ms)
-    _set(stored, "deduplicated", deduplicated)
-    _set(stored, "_expr_view", None)
+    stored = _new(StoredEvent)
+    _set_name(stored, name)
+    _set_data(stored, data)
+    _set_id(stored, id)
+    _set_ts(stored, ts)
+    _set_v(stored, v)
+    _set_user(stored, user)
+    _set_internal_id(stored, internal_id)
+    _set_received_at_ms(stored, received_at_ms)
+    _set_deduplicated(stored, deduplicated)
+    _set_expr_view(stored, None)
+    _set_wire(stored, None)
     return stored
 
 

@@ -61,6 +61,28 @@ async def test_restarting_gives_fresh_state() -> None:
     assert len(client.events()) == 1
 
 
+@pytest.mark.anyio
+async def test_settle_after_exit_is_an_error() -> None:
+    """settle() needs a running engine; after exit it says so instead of waiting forever."""
+    client = make_client()
+    async with client:
+        await client.send({"name": "app/e"})
+    with pytest.raises(eventbus.EngineNotRunningError, match="nothing can settle"):
+        await client.settle()
+
+
+def test_async_enter_while_running_in_a_thread_is_an_error() -> None:
+    """A client running under `with client:` cannot also be entered with `async with`."""
+    client = eventbus.Inngest("app")
+
+    async def enter() -> None:
+        async with client:
+            pass
+
+    with client, pytest.raises(eventbus.UsageError, match="already running"):
+        anyio.run(enter)
+
+
 def test_sync_program_with_background_thread() -> None:
     """`with client:` runs the engine in a thread; send_sync and settle_sync work from sync code."""
     client = eventbus.Inngest("app")
@@ -79,7 +101,7 @@ def test_sync_program_with_background_thread() -> None:
             client.__enter__()
     assert outputs == list(range(1, 11))
     assert threading.get_ident() not in threads
-    with pytest.raises(eventbus.UsageError, match="background thread"):
+    with pytest.raises(eventbus.EngineNotRunningError):
         client.settle_sync()
 
 

@@ -1,0 +1,85 @@
+"""Turn a pytest-benchmark JSON file into the tables of docs/benchmarks.md.
+
+Usage: python benchmarks/report.py [.benchmarks/latest.json]
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+PEERS = ["anyio-taskgroup", "blinker", "pyee", "bubus"]
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return list(json.loads(path.read_text())["benchmarks"])
+
+
+def fanout_table(benches: list[dict[str, Any]]) -> list[str]:
+    cells: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for bench in benches:
+        info = bench["extra_info"]
+        if "handlers" not in info:
+            continue
+        calls = info["handlers"] * info["events"]
+        rate = calls / bench["stats"]["median"]
+        cells[(info["backend"], info["handlers"])][info["library"]] = rate
+    lines = [
+        "| backend | handlers/event | eventbus calls/s "
+        "| vs task group | vs blinker | vs pyee | vs bubus |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (backend, handlers), rates in sorted(cells.items()):
+        ours = rates.get("eventbus")
+        if ours is None:
+            continue
+        ratios = []
+        for peer in PEERS:
+            theirs = rates.get(peer)
+            ratios.append(f"{ours / theirs:.2f}x ({theirs:,.0f}/s)" if theirs else "n/a")
+        lines.append(f"| {backend} | {handlers} | {ours:,.0f} | " + " | ".join(ratios) + " |")
+    return lines
+
+
+def dedup_table(benches: list[dict[str, Any]]) -> list[str]:
+    rows: dict[str, dict[str, str]] = defaultdict(dict)
+    for bench in benches:
+        group = bench.get("group") or ""
+        info = bench["extra_info"]
+        if not group.startswith("dedup"):
+            continue
+        library = info["library"]
+        if group == "dedup-memory-1m":
+            rows[library]["memory"] = f"{info['bytes_per_id']} B (+{info['key_bytes']} B id string)"
+        else:
+            per_op = bench["stats"]["median"] / info["operations"] * 1e6
+            rows[library][group] = f"{per_op:.2f} µs"
+    lines = [
+        "| structure | insert, per id | expire, per id | memory per live id |",
+        "|---|---|---|---|",
+    ]
+    for library in ("eventbus", "dict+deque"):
+        row = rows.get(library, {})
+        lines.append(
+            f"| {library} | {row.get('dedup-insert-1m', 'n/a')} | "
+            f"{row.get('dedup-expire-1m', 'n/a')} | {row.get('memory', 'n/a')} |"
+        )
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[0] if argv else ".benchmarks/latest.json")
+    benches = load(path)
+    print(f"Python {platform.python_version()} on {platform.machine()}, medians of one run.\n")
+    print("\n".join(fanout_table(benches)))
+    print()
+    print("\n".join(dedup_table(benches)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
