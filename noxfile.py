@@ -41,13 +41,12 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against the plain-anyio baseline and peer libraries."""
     session.install("-e", ".[test,bench]")
+    session.run("python", "-c", "import pathlib; pathlib.Path('.benchmarks').mkdir(exist_ok=True)")
     session.run(
         "python",
         "-m",
         "pytest",
         "benchmarks",
-        "-p",
-        "benchmark",
         "--no-cov",
         "--benchmark-only",
         "--benchmark-group-by=group",

@@ -125,6 +125,11 @@ class Engine:
     def running(self) -> bool:
         return self._tg is not None
 
+    @property
+    def backlog(self) -> int:
+        """Runs queued and not yet started."""
+        return len(self._ready)
+
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Start serving inside ``tg`` (the caller's task group)."""
         self._tg = tg

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from .._engine import Engine
 from .._errors import EngineNotRunningError, UsageError
@@ -14,6 +15,9 @@ from ._base import Transport
 if TYPE_CHECKING:
     from .._client import Inngest
     from .._event import EventBatch
+
+#: Queued runs beyond which send() yields once to the workers.
+BACKLOG_YIELD = 256
 
 _NOT_RUNNING = (
     "the eventbus engine is not running: start it with `async with client:` "
@@ -75,7 +79,12 @@ class InProcessTransport(Transport):
         if engine.portal is not None and threading.get_ident() != engine._thread:
             portal = engine.portal
             return await anyio.to_thread.run_sync(portal.call, engine.ingest, batch.decoded)
-        return engine.ingest(batch.decoded)
+        ids = engine.ingest(batch.decoded)
+        if engine.backlog > BACKLOG_YIELD:
+            # Let the workers catch up: a producer that never awaits anything else would
+            # otherwise queue its whole output before a single run executes.
+            await checkpoint()
+        return ids
 
     def send_sync(self, batch: EventBatch) -> list[str]:
         engine = self._running_engine()

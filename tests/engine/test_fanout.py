@@ -332,3 +332,25 @@ async def test_exiting_the_client_finishes_queued_runs() -> None:
     assert [r.status for r in client.runs(function_id="test-app-f")] == [
         eventbus.RunStatus.COMPLETED
     ] * 5
+
+
+async def test_a_busy_producer_lets_runs_execute() -> None:
+    """A loop of sends that never awaits anything else still lets queued runs execute."""
+    from eventbus.transports._inprocess import BACKLOG_YIELD
+
+    client = make_client()
+    sent = 0
+    seen_at: list[int] = []
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> None:
+        seen_at.append(sent)
+
+    async with client:
+        for _ in range(4 * BACKLOG_YIELD):
+            await client.send({"name": "app/e"})
+            sent += 1
+        assert seen_at, "no run executed while the producer was sending"
+        assert min(seen_at) <= BACKLOG_YIELD + 1
+        await client.settle()
+    assert len(seen_at) == 4 * BACKLOG_YIELD
