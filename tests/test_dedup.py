@@ -23,7 +23,7 @@ class DedupMachine(RuleBasedStateMachine):
         self.index = DedupIndex(window_ms=WINDOW, bucket_ms=300)
         self.model: dict[str, int] = {}
         self.now = 10_000
-        self.high = self.now
+        self.high = -(2**62)  # no time seen yet
 
     def model_live(self, key: str) -> bool:
         first = self.model.get(key)
