@@ -22,7 +22,6 @@ class Context:
 
     def __init__(
         self,
-        *,
         event: StoredEvent,
         events: list[StoredEvent],
         run_id: str,

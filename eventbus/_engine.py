@@ -160,13 +160,17 @@ class Engine:
         """Accept validated, JSON-decoded events; returns their internal ids in order."""
         now = self.clock.now_ms()
         new_id = self._ids.new
+        seen = self.dedup.seen
+        store = self._store
+        cache = self.registry.cache
         ids: list[str] = []
         for raw in decoded:
             internal_id = new_id(now)
             user_id = raw["id"]
             data = raw["data"]
-            data.pop("_inngest", None)
-            duplicate = bool(user_id) and self.dedup.seen(user_id, now)
+            if "_inngest" in data:
+                del data["_inngest"]
+            duplicate = bool(user_id) and seen(user_id, now)
             stored = make_stored(
                 raw["name"],
                 data,
@@ -178,9 +182,9 @@ class Engine:
                 now,
                 duplicate,
             )
-            self._store(stored)
+            store(stored)
             ids.append(internal_id)
-            if not duplicate:
+            if not duplicate and cache.get(stored.name) != ():
                 self._fan_out(stored, now)
         return ids
 
@@ -191,7 +195,8 @@ class Engine:
             name, data, event_id or internal_id, now, None, {}, internal_id, now, False
         )
         self._store(stored)
-        self._fan_out(stored, now)
+        if self.registry.cache.get(name) != ():  # usually no function listens
+            self._fan_out(stored, now)
 
     def _store(self, stored: StoredEvent) -> None:
         events = self._events
@@ -395,14 +400,8 @@ class Engine:
         run.status = RunStatus.RUNNING
         if run._started_ms is None:
             run._started_ms = now
-        ctx = Context(
-            event=run.events[0],
-            events=list(run.events),
-            run_id=run.run_id,
-            attempt=attempt,
-            function_id=function.id,
-            logger=self.logger,
-        )
+        events = run.events
+        ctx = Context(events[0], list(events), run.run_id, attempt, function.id, self.logger)
         try:
             output = await function.handler(ctx)
         except NonRetriableError as exc:

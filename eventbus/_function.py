@@ -250,12 +250,13 @@ def candidate_patterns(name: str) -> list[str]:
 class Registry:
     """The functions of one client, and a cache of which triggers match each event name."""
 
-    __slots__ = ("_by_pattern", "_cache", "functions")
+    __slots__ = ("_by_pattern", "cache", "functions")
 
     def __init__(self) -> None:
         self.functions: dict[str, Function] = {}
         self._by_pattern: dict[str, list[tuple[Function, TriggerEvent]]] = {}
-        self._cache: dict[str, tuple[tuple[Function, tuple[TriggerEvent, ...]], ...]] = {}
+        #: name -> matches, filled by :meth:`matching`; the engine reads it on its hot path.
+        self.cache: dict[str, tuple[tuple[Function, tuple[TriggerEvent, ...]], ...]] = {}
 
     def add(self, function: Function) -> None:
         if function.id in self.functions:
@@ -266,12 +267,12 @@ class Registry:
         self.functions[function.id] = function
         for trig in function.triggers:
             self._by_pattern.setdefault(trig.event, []).append((function, trig))
-        self._cache.clear()
+        self.cache.clear()
 
     def matching(self, name: str) -> tuple[tuple[Function, tuple[TriggerEvent, ...]], ...]:
         """The functions whose triggers could match ``name``, each with those triggers,
         in registration order."""
-        found = self._cache.get(name)
+        found = self.cache.get(name)
         if found is None:
             grouped: dict[str, list[TriggerEvent]] = {}
             for pattern in candidate_patterns(name):
@@ -282,7 +283,7 @@ class Registry:
                 (self.functions[fid], tuple(grouped[fid]))
                 for fid in sorted(grouped, key=order.index)
             )
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[name] = found
+            if len(self.cache) > 10_000:
+                self.cache.clear()
+            self.cache[name] = found
         return found
