@@ -20,28 +20,24 @@ def load(path: Path) -> list[dict[str, Any]]:
 
 
 def fanout_table(benches: list[dict[str, Any]]) -> list[str]:
-    cells: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
-    for bench in benches:
-        info = bench["extra_info"]
-        if "handlers" not in info:
-            continue
-        calls = info["handlers"] * info["events"]
-        rate = calls / bench["stats"]["median"]
-        cells[(info["backend"], info["handlers"])][info["library"]] = rate
     lines = [
         "| backend | handlers/event | eventbus calls/s "
         "| vs task group | vs blinker | vs pyee | vs bubus |",
         "|---|---|---|---|---|---|---|",
     ]
-    for (backend, handlers), rates in sorted(cells.items()):
-        ours = rates.get("eventbus")
-        if ours is None:
+    rows = []
+    for bench in benches:
+        info = bench["extra_info"]
+        if "peer_calls_per_s" not in info:
             continue
-        ratios = []
+        ours = info["handlers"] * info["events"] / bench["stats"]["median"]
+        cells = []
         for peer in PEERS:
-            theirs = rates.get(peer)
-            ratios.append(f"{ours / theirs:.2f}x ({theirs:,.0f}/s)" if theirs else "n/a")
-        lines.append(f"| {backend} | {handlers} | {ours:,.0f} | " + " | ".join(ratios) + " |")
+            theirs = info["peer_calls_per_s"].get(peer)
+            cells.append(f"{ours / theirs:.2f}x ({theirs:,.0f}/s)" if theirs else "n/a")
+        rows.append((info["backend"], info["handlers"], ours, cells))
+    for backend, handlers, ours, cells in sorted(rows):
+        lines.append(f"| {backend} | {handlers} | {ours:,.0f} | " + " | ".join(cells) + " |")
     return lines
 
 
