@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -121,33 +122,23 @@ class Inngest:
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
         """
-        # Validate what we can before the decorator is applied, so errors point here.
-        probe = make_function(
+        build = functools.partial(
+            make_function,
             app_id=self.app_id,
             fn_id=fn_id,
             trigger=trigger,
             name=name,
             retries=retries,
-            handler=_probe_handler,
             on_failure=on_failure,
         )
-        for function in probe:
-            if function.id in self._registry.functions:
-                raise FunctionConfigError(
-                    f"a function with id {function.id!r} is already registered on this client; "
-                    "every fn_id must be unique"
-                )
+        # Validate everything but the handler now, so errors point at this call.
+        for function in build(handler=_probe_handler):
+            self._registry.check_unique(function.id)
 
         def decorator(handler: H) -> Function:
-            functions = make_function(
-                app_id=self.app_id,
-                fn_id=fn_id,
-                trigger=trigger,
-                name=name,
-                retries=retries,
-                handler=handler,
-                on_failure=on_failure,
-            )
+            functions = build(handler=handler)
+            for function in functions:
+                self._registry.check_unique(function.id)
             for function in functions:
                 self._registry.add(function)
             return functions[0]

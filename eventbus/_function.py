@@ -258,12 +258,16 @@ class Registry:
         #: name -> matches, filled by :meth:`matching`; the engine reads it on its hot path.
         self.cache: dict[str, tuple[tuple[Function, tuple[TriggerEvent, ...]], ...]] = {}
 
-    def add(self, function: Function) -> None:
-        if function.id in self.functions:
+    def check_unique(self, function_id: str) -> None:
+        """Raise FunctionConfigError if ``function_id`` is already registered."""
+        if function_id in self.functions:
             raise FunctionConfigError(
-                f"a function with id {function.id!r} is already registered on this client; "
+                f"a function with id {function_id!r} is already registered on this client; "
                 "every fn_id must be unique"
             )
+
+    def add(self, function: Function) -> None:
+        self.check_unique(function.id)
         self.functions[function.id] = function
         for trig in function.triggers:
             self._by_pattern.setdefault(trig.event, []).append((function, trig))
