@@ -24,6 +24,7 @@ from ._errors import ExpressionError as ExpressionError
 from ._errors import FunctionConfigError as FunctionConfigError
 from ._errors import NonRetriableError as NonRetriableError
 from ._errors import RetryAfterError as RetryAfterError
+from ._errors import StepError as StepError
 from ._errors import UsageError as UsageError
 from ._event import Event as Event
 from ._event import StoredEvent as StoredEvent
@@ -31,6 +32,9 @@ from ._function import Function as Function
 from ._function import TriggerEvent as TriggerEvent
 from ._run import Run as Run
 from ._run import RunStatus as RunStatus
+from ._run import StepRecord as StepRecord
+from ._run import StepStatus as StepStatus
+from ._step import Step as Step
 
 __version__ = "0.1.0"
 
@@ -49,6 +53,10 @@ __all__ = (
     "RetryAfterError",
     "Run",
     "RunStatus",
+    "Step",
+    "StepError",
+    "StepRecord",
+    "StepStatus",
     "StoredEvent",
     "SystemClock",
     "TriggerEvent",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._event import StoredEvent
+    from ._step import Step
 
 
 class Context:
@@ -14,11 +15,21 @@ class Context:
 
     ``event`` is the triggering event (its ``id`` is the user's id, or the engine id when
     none was given), ``events`` every event of the run, ``run_id`` the run's id,
-    ``attempt`` the 0-based attempt number and ``logger`` a logger that tags records with
-    the run and function ids.
+    ``attempt`` the 0-based attempt number (of the step being retried, or of the function
+    body), ``logger`` a logger that tags records with the run and function ids, and
+    ``step`` the durable step tools.
     """
 
-    __slots__ = ("_base_logger", "_logger", "attempt", "event", "events", "function_id", "run_id")
+    __slots__ = (
+        "_base_logger",
+        "_logger",
+        "attempt",
+        "event",
+        "events",
+        "function_id",
+        "run_id",
+        "step",
+    )
 
     def __init__(
         self,
@@ -28,6 +39,7 @@ class Context:
         attempt: int,
         function_id: str,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        step: Step,
     ) -> None:
         self.event = event
         self.events = events
@@ -35,6 +47,7 @@ class Context:
         self.attempt = attempt
         self.function_id = function_id
         self._base_logger = logger
+        self.step = step
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property

@@ -22,7 +22,7 @@ import math
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -32,11 +32,12 @@ from anyio.lowlevel import checkpoint
 from ._clock import Clock, VirtualClock
 from ._context import Context
 from ._dedup import DedupIndex
-from ._errors import NonRetriableError, RetryAfterError, UsageError, error_info
+from ._errors import NonRetriableError, RetryAfterError, StepError, UsageError, error_info
 from ._event import StoredEvent, make_stored
 from ._function import FAILED_EVENT, FINISHED_EVENT, Function, Registry
 from ._ids import UlidGenerator
-from ._run import Run, RunStatus
+from ._run import Run, RunStatus, StepRecord, StepStatus
+from ._step import Execution, FailRun, Interrupt, Step
 
 #: Delay after failed attempt n (0-based), before jitter: Inngest's backoff table.
 BACKOFF_MS = (
@@ -83,8 +84,10 @@ class Engine:
         logger: logging.Logger,
         event_retention: int,
         seed: int | None = None,
+        send: Callable[[Any], Awaitable[list[str]]] | None = None,
     ) -> None:
         self.registry = registry
+        self._send = send
         self.clock = clock
         self.logger = logger
         self.event_retention = event_retention
@@ -395,36 +398,95 @@ class Engine:
     async def _execute(self, run: Run) -> None:
         function = run.function
         now = self.clock.now_ms()
-        attempt = run.attempts
-        run.attempts = attempt + 1
-        run.status = RunStatus.RUNNING
         if run._started_ms is None:
             run._started_ms = now
+        if run.attempts == 0 or run._body_retry:
+            run.attempts += 1
+            run._body_retry = False
+        run.status = RunStatus.RUNNING
+        execution = Execution()
+        step = Step(self, run, execution)
         events = run.events
-        ctx = Context(events[0], list(events), run.run_id, attempt, function.id, self.logger)
+        ctx = Context(
+            events[0], list(events), run.run_id, run.next_attempt, function.id, self.logger, step
+        )
+        step._ctx = ctx
         try:
             output = await function.handler(ctx)
-        except NonRetriableError as exc:
-            self._fail(run, exc)
+        except Interrupt:
+            return  # the step tool has scheduled what happens next
+        except FailRun as exc:
+            self._fail(run, exc.error)
+            return
+        except (NonRetriableError, StepError, UsageError) as exc:
+            # A step that failed for good, or misuse of the API: retrying cannot help.
+            if not execution.interrupted:
+                self._fail(run, exc)
+            return
         except RetryAfterError as exc:
-            delay = exc.delay_ms(self.clock.now_ms())
-            self._retry_or_fail(run, exc, min(max(delay, MIN_RETRY_AFTER_MS), MAX_RETRY_AFTER_MS))
+            if not execution.interrupted:
+                delay = self.clamp_retry_after(exc.delay_ms(self.clock.now_ms()))
+                self._retry_or_fail(run, exc, delay)
+            return
         except Exception as exc:
-            self._retry_or_fail(run, exc, None)
-        else:
-            if output is not None:
-                try:
-                    output = json.loads(json.dumps(output, allow_nan=False))
-                except (TypeError, ValueError) as exc:
-                    self._fail(
-                        run,
-                        NonRetriableError(
-                            f"the return value of {function.id!r} is not JSON ({exc}); "
-                            "return dicts, lists, strings, numbers, bools or None"
-                        ),
-                    )
-                    return
-            self._complete(run, output)
+            if not execution.interrupted:
+                self._retry_or_fail(run, exc, None)
+            return
+        if execution.interrupted:
+            return  # the handler swallowed an Interrupt; the run is suspended all the same
+        if output is not None:
+            try:
+                output = json.loads(json.dumps(output, allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                self._fail(
+                    run,
+                    NonRetriableError(
+                        f"the return value of {function.id!r} is not JSON ({exc}); "
+                        "return dicts, lists, strings, numbers, bools or None"
+                    ),
+                )
+                return
+        self._complete(run, output)
+
+    @staticmethod
+    def clamp_retry_after(delay_ms: int) -> int:
+        """Inngest clamps RetryAfterError delays to 1 s .. 24 h."""
+        return min(max(delay_ms, MIN_RETRY_AFTER_MS), MAX_RETRY_AFTER_MS)
+
+    def retry_step(self, run: Run, record: StepRecord, delay: int | None) -> None:
+        """Schedule the next attempt of a failed step (the run re-executes then)."""
+        if delay is None:
+            delay = backoff_ms(record.attempts - 1, self.random)
+        run.next_attempt = record.attempts
+        assert record.error is not None
+        self.logger.info(
+            "step %r of run %s failed attempt %d (%s: %s); retrying in %.1fs",
+            record.id,
+            run.run_id,
+            record.attempts - 1,
+            record.error["name"],
+            record.error["message"],
+            delay / 1000,
+        )
+        self._add_timer(self.clock.now_ms() + delay, functools.partial(self._enqueue, run))
+
+    def sleep_step(self, run: Run, record: StepRecord) -> None:
+        """Suspend ``run`` until its sleep step ends."""
+        run.status = RunStatus.SLEEPING
+        assert record.wake_ms is not None
+        self._add_timer(record.wake_ms, functools.partial(self._end_sleep, run, record))
+
+    def _end_sleep(self, run: Run, record: StepRecord) -> None:
+        record.status = StepStatus.COMPLETED
+        record._ended_ms = self.clock.now_ms()
+        run.status = RunStatus.QUEUED
+        self._enqueue(run)
+
+    async def send_events(self, events: Any) -> list[str]:
+        """Send events for ``step.send_event`` through the client's transport."""
+        if self._send is None:  # pragma: no cover - engines are made by the client
+            raise UsageError("this engine has no client to send events with")
+        return await self._send(events)
 
     def _retry_or_fail(self, run: Run, exc: Exception, delay: int | None) -> None:
         if run.attempts > run.function.retries:
@@ -433,6 +495,8 @@ class Engine:
         if delay is None:
             delay = backoff_ms(run.attempts - 1, self.random)
         run.error = error_info(exc)
+        run._body_retry = True
+        run.next_attempt = run.attempts
         self.logger.info(
             "run %s of %s failed attempt %d (%s: %s); retrying in %.1fs",
             run.run_id,

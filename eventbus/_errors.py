@@ -9,7 +9,8 @@ Every error the library raises derives from :class:`EventbusError`::
     ├── UsageError                (also RuntimeError) the API was used in a way that cannot work
     │   └── EngineNotRunningError                      send() before the engine was started
     ├── NonRetriableError                              raised by handlers: fail now, no retry
-    └── RetryAfterError                                raised by handlers: retry after a delay
+    ├── RetryAfterError                                raised by handlers: retry after a delay
+    └── StepError                                      a step failed for good (catchable)
 
 Messages say what was wrong, with the offending value, and what to do about it.
 """
@@ -121,6 +122,24 @@ class RetryAfterError(EventbusError):
         if isinstance(value, datetime.timedelta):
             return int(value.total_seconds() * 1000)
         return value
+
+
+class StepError(EventbusError):
+    """A step failed after its last attempt; raised into the handler at that step.
+
+    ``name``, ``message`` and ``stack`` describe the original error. Catch it to handle
+    the failure; uncaught, it fails the run (without further retries).
+    """
+
+    def __init__(
+        self, message: str, name: str, stack: str | None = None, *, step_id: str = ""
+    ) -> None:
+        self.message = message
+        self.name = name
+        self.stack = stack
+        self.step_id = step_id
+        where = f"step {step_id!r} failed: " if step_id else ""
+        super().__init__(f"{where}{name}: {message}")
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:

@@ -24,6 +24,8 @@ class RunStatus(enum.Enum):
     COMPLETED = "Completed"
     #: Every attempt failed (or a NonRetriableError was raised); ``error`` says why.
     FAILED = "Failed"
+    #: Suspended in ``ctx.step.sleep`` / ``sleep_until``; holds no worker.
+    SLEEPING = "Sleeping"
 
     @property
     def is_finished(self) -> bool:
@@ -32,6 +34,76 @@ class RunStatus(enum.Enum):
 
     def __repr__(self) -> str:
         return f"RunStatus.{self.name}"
+
+
+class StepStatus(enum.Enum):
+    """The state of one step in a run's journal."""
+
+    #: Executing, or failed and waiting for its next attempt.
+    RUNNING = "Running"
+    #: Done; ``output`` is memoized and never computed again.
+    COMPLETED = "Completed"
+    #: Failed for good; replays raise the same StepError.
+    FAILED = "Failed"
+    #: A sleep that has not ended yet.
+    SLEEPING = "Sleeping"
+
+    def __repr__(self) -> str:
+        return f"StepStatus.{self.name}"
+
+
+class StepRecord:
+    """One step of a run's journal.
+
+    ``id`` is the step id as used in the journal (the n-th reuse of an id in one run is
+    ``f"{id}:{n}"``), ``kind`` one of ``"run"``, ``"sleep"``, ``"send_event"``.
+    """
+
+    __slots__ = (
+        "_ended_ms",
+        "_started_ms",
+        "attempts",
+        "error",
+        "id",
+        "kind",
+        "output",
+        "status",
+        "wake_ms",
+    )
+
+    def __init__(self, step_id: str, kind: str, started_ms: int) -> None:
+        self.id = step_id
+        self.kind = kind
+        self.status = StepStatus.RUNNING
+        self.attempts = 0
+        self.output: Any = None
+        self.error: dict[str, Any] | None = None
+        self.wake_ms: int | None = None
+        self._started_ms = started_ms
+        self._ended_ms: int | None = None
+
+    @property
+    def started_at(self) -> datetime.datetime:
+        """When the step first started."""
+        return ms_to_datetime(self._started_ms)
+
+    @property
+    def ended_at(self) -> datetime.datetime | None:
+        """When the step completed or failed for good."""
+        return None if self._ended_ms is None else ms_to_datetime(self._ended_ms)
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.status is StepStatus.COMPLETED and self.kind != "sleep":
+            extra = f" output={self.output!r}"
+            if len(extra) > 60:
+                extra = extra[:57] + "..."
+        elif self.error is not None:
+            extra = f" error={self.error.get('name')}: {self.error.get('message')!r}"
+        return (
+            f"<Step {self.id!r} kind={self.kind} status={self.status.name} "
+            f"attempts={self.attempts}{extra}>"
+        )
 
 
 class Run:
@@ -43,12 +115,15 @@ class Run:
     """
 
     __slots__ = (
+        "_body_retry",
         "_ended_ms",
         "_started_ms",
         "attempts",
         "error",
         "events",
         "function",
+        "journal",
+        "next_attempt",
         "output",
         "run_id",
         "status",
@@ -64,6 +139,16 @@ class Run:
         self.attempts = 0
         self._started_ms: int | None = None
         self._ended_ms: int | None = None
+        #: Step records by journal id, in the order the steps first ran.
+        self.journal: dict[str, StepRecord] = {}
+        #: The attempt number the next execution sees as ``ctx.attempt``.
+        self.next_attempt = 0
+        self._body_retry = False
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        """The journal: one record per step, in the order they first ran."""
+        return list(self.journal.values())
 
     @property
     def function_id(self) -> str:
@@ -98,7 +183,8 @@ class Run:
             extra = f" output={self.output!r}"
             if len(extra) > 80:
                 extra = extra[:77] + "..."
+        steps = f" steps={len(self.journal)}" if self.journal else ""
         return (
-            f"<Run fn={self.function.local_id!r} status={self.status.name} "
+            f"<Run fn={self.function.local_id!r} status={self.status.name}{steps} "
             f"attempts={self.attempts}{extra}>"
         )

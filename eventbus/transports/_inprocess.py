@@ -49,6 +49,7 @@ class InProcessTransport(Transport):
             logger=client.logger,
             event_retention=client.event_retention,
             seed=self.seed,
+            send=client.send,
         )
 
     @contextlib.asynccontextmanager

@@ -1,0 +1,269 @@
+"""``ctx.step``: durable steps, memoized in the run's journal.
+
+How a run executes: the handler runs inline. Each ``ctx.step.*`` call looks its id up in
+the journal: a completed step returns its recorded output without running again; a new
+step runs now and is recorded. When the run must suspend (a sleep) or retry a failed
+step later, the step tool records what happens next, schedules it with the engine, and
+unwinds the handler with :class:`Interrupt` (a ``BaseException``, so ``except Exception``
+in user code cannot swallow it). The run holds no coroutine and no worker while it is
+suspended; when it is due, the handler runs again from the top and every completed step
+returns its memoized value.
+
+Step ids may repeat within a run (loops): the n-th reuse of ``"x"`` is ``"x:n"``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._clock import datetime_to_ms
+from ._duration import parse_duration_ms
+from ._errors import (
+    EventValidationError,
+    NonRetriableError,
+    RetryAfterError,
+    StepError,
+    UsageError,
+    error_info,
+)
+from ._run import StepRecord, StepStatus
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._engine import Engine
+    from ._run import Run
+
+T = TypeVar("T")
+
+MAX_STEPS = 1000
+MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
+MAX_SLEEP_MS = 366 * 86_400_000
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class Interrupt(BaseException):
+    """Unwinds a handler whose run must suspend or retry a step later. Not an error."""
+
+
+class FailRun(BaseException):
+    """Unwinds a handler whose run must fail at once (a limit was exceeded)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Execution:
+    """The state of one execution of a handler (from the top, against the journal)."""
+
+    __slots__ = ("counts", "in_step", "interrupted")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.in_step = False
+        self.interrupted = False
+
+
+def _step_error(record: StepRecord) -> StepError:
+    error = record.error or {}
+    return StepError(
+        str(error.get("message", "")),
+        str(error.get("name", "Error")),
+        error.get("stack"),
+        step_id=record.id,
+    )
+
+
+class Step:
+    """The step tools of one handler execution (``ctx.step``)."""
+
+    __slots__ = ("_ctx", "_engine", "_execution", "_run")
+
+    def __init__(self, engine: Engine, run: Run, execution: Execution) -> None:
+        self._engine = engine
+        self._run = run
+        self._execution = execution
+        self._ctx: Context | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _key(self, step_id: object) -> str:
+        if not isinstance(step_id, str) or not step_id:
+            raise UsageError(f"a step id must be a non-empty string, got {step_id!r}")
+        if self._execution.in_step:
+            raise UsageError(
+                f"step {step_id!r} was called inside another step; steps cannot be nested: "
+                "call it from the handler, after the enclosing step.run returns"
+            )
+        counts = self._execution.counts
+        seen = counts.get(step_id, 0)
+        counts[step_id] = seen + 1
+        return step_id if seen == 0 else f"{step_id}:{seen}"
+
+    def _new_record(self, key: str, kind: str) -> StepRecord:
+        journal = self._run.journal
+        if len(journal) >= MAX_STEPS:
+            raise FailRun(
+                NonRetriableError(
+                    f"run of {self._run.function.id!r} exceeded the limit of {MAX_STEPS} steps "
+                    f"at step {key!r}; split the work across runs (for example with send_event)"
+                )
+            )
+        record = StepRecord(key, kind, self._engine.clock.now_ms())
+        journal[key] = record
+        return record
+
+    def _suspend(self) -> Interrupt:
+        self._execution.interrupted = True
+        return Interrupt()
+
+    async def _execute(self, key: str, kind: str, thunk: Callable[[], Any]) -> Any:
+        record = self._run.journal.get(key)
+        if record is not None:
+            if record.status is StepStatus.COMPLETED:
+                return record.output
+            if record.status is StepStatus.FAILED:
+                raise _step_error(record)
+        else:
+            record = self._new_record(key, kind)
+        engine = self._engine
+        retries = self._run.function.retries
+        attempt = record.attempts
+        record.attempts = attempt + 1
+        if self._ctx is not None:
+            self._ctx.attempt = attempt
+        self._execution.in_step = True
+        try:
+            value = thunk()
+            if inspect.isawaitable(value):
+                value = await value
+        except (NonRetriableError, UsageError, EventValidationError, StepError) as exc:
+            self._execution.in_step = False
+            raise self._fail(record, exc) from exc
+        except RetryAfterError as exc:
+            self._execution.in_step = False
+            if record.attempts > retries:
+                raise self._fail(record, exc) from exc
+            delay = exc.delay_ms(engine.clock.now_ms())
+            record.error = error_info(exc)
+            engine.retry_step(self._run, record, engine.clamp_retry_after(delay))
+            raise self._suspend() from None
+        except Exception as exc:
+            self._execution.in_step = False
+            if record.attempts > retries:
+                raise self._fail(record, exc) from exc
+            record.error = error_info(exc)
+            engine.retry_step(self._run, record, None)
+            raise self._suspend() from None
+        self._execution.in_step = False
+        try:
+            encoded = _ENCODER.encode(value)
+        except (TypeError, ValueError) as exc:
+            raise self._fail(
+                record,
+                NonRetriableError(
+                    f"step {key!r} returned a value that is not JSON ({exc}); return dicts, "
+                    "lists, strings, numbers, bools or None"
+                ),
+            ) from None
+        if len(encoded) > MAX_STEP_OUTPUT_BYTES:
+            raise self._fail(
+                record,
+                NonRetriableError(
+                    f"step {key!r} returned {len(encoded)} bytes of JSON, more than the "
+                    f"{MAX_STEP_OUTPUT_BYTES}-byte limit per step; store large data elsewhere "
+                    "and return a reference"
+                ),
+            )
+        output = json.loads(encoded)
+        self._complete(record, output)
+        return output
+
+    def _complete(self, record: StepRecord, output: Any) -> None:
+        record.status = StepStatus.COMPLETED
+        record.output = output
+        record.error = None
+        record._ended_ms = self._engine.clock.now_ms()
+        self._run.next_attempt = 0
+        if self._ctx is not None:
+            self._ctx.attempt = 0
+
+    def _fail(self, record: StepRecord, exc: BaseException) -> StepError:
+        record.status = StepStatus.FAILED
+        record.error = error_info(exc)
+        record._ended_ms = self._engine.clock.now_ms()
+        self._run.next_attempt = 0
+        if self._ctx is not None:
+            self._ctx.attempt = 0
+        return _step_error(record)
+
+    # ------------------------------------------------------------------ tools
+
+    async def run(
+        self, step_id: str, fn: Callable[..., Awaitable[T] | T], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run ``fn(*args, **kwargs)`` (sync or async) as a step; return its JSON result.
+
+        A step that succeeded is never run again in this run: later executions get the
+        recorded result. A failing step is retried with backoff (``retries`` of the
+        function, counted per step); after the last attempt :class:`StepError` is raised
+        here. The result goes through a JSON round trip, so the code after the step sees
+        exactly what a real backend would return.
+        """
+        key = self._key(step_id)
+        return await self._execute(key, "run", lambda: fn(*args, **kwargs))  # type: ignore[no-any-return]
+
+    async def sleep(self, step_id: str, duration: datetime.timedelta | int | str) -> None:
+        """Suspend the run for ``duration`` (timedelta, int milliseconds or ``"1h30m"``).
+
+        The run holds no worker while it sleeps (status ``SLEEPING``); at most 366 days.
+        """
+        try:
+            ms = parse_duration_ms(duration, what=f"sleep {step_id!r} duration")
+        except ValueError as exc:
+            raise NonRetriableError(str(exc)) from None
+        await self._sleep(step_id, self._engine.clock.now_ms() + ms, duration)
+
+    async def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
+        """Suspend the run until ``until`` (an aware datetime); a past time returns at once."""
+        if not isinstance(until, datetime.datetime) or until.tzinfo is None:
+            raise NonRetriableError(
+                f"sleep_until {step_id!r} needs an aware datetime, got {until!r}; "
+                "for example datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)"
+            )
+        await self._sleep(step_id, datetime_to_ms(until), until)
+
+    async def _sleep(self, step_id: str, wake_ms: int, asked: object) -> None:
+        key = self._key(step_id)
+        record = self._run.journal.get(key)
+        if record is not None:
+            if record.status is StepStatus.COMPLETED:
+                return
+            raise self._suspend()  # pragma: no cover - a sleeping run is not executed
+        now = self._engine.clock.now_ms()
+        if wake_ms - now > MAX_SLEEP_MS:
+            raise NonRetriableError(
+                f"sleep {key!r} of {asked!r} is longer than 366 days, the most Inngest allows"
+            )
+        record = self._new_record(key, "sleep")
+        record.attempts = 1
+        if wake_ms <= now:
+            self._complete(record, None)
+            return
+        record.status = StepStatus.SLEEPING
+        record.wake_ms = wake_ms
+        self._engine.sleep_step(self._run, record)
+        raise self._suspend()
+
+    async def send_event(self, step_id: str, events: Any) -> list[str]:
+        """Send events as a step: on retries and replays they are not sent again, and the
+        same ids are returned."""
+        key = self._key(step_id)
+        return await self._execute(key, "send_event", lambda: self._engine.send_events(events))  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<Step tools run={self._run.run_id!r} journal={len(self._run.journal)}>"
