@@ -67,6 +67,20 @@ def dedup_table(benches: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def steps_table(benches: list[dict[str, Any]]) -> list[str]:
+    lines = ["| backend | steps per run | µs per step |", "|---|---|---|"]
+    rows = []
+    for bench in benches:
+        info = bench["extra_info"]
+        if "steps" not in info:
+            continue
+        per_step = bench["stats"]["median"] / (info["steps"] * info["runs"]) * 1e6
+        rows.append((info["backend"], info["steps"], per_step))
+    for backend, steps, per_step in sorted(rows):
+        lines.append(f"| {backend} | {steps} | {per_step:.1f} |")
+    return lines
+
+
 def main(argv: list[str]) -> int:
     path = Path(argv[0] if argv else ".benchmarks/latest.json")
     benches = load(path)
@@ -74,6 +88,8 @@ def main(argv: list[str]) -> int:
     print("\n".join(fanout_table(benches)))
     print()
     print("\n".join(dedup_table(benches)))
+    print()
+    print("\n".join(steps_table(benches)))
     return 0
 
 
