@@ -34,6 +34,7 @@ from ._context import Context
 from ._dedup import DedupIndex
 from ._errors import NonRetriableError, RetryAfterError, StepError, UsageError, error_info
 from ._event import StoredEvent, make_stored
+from ._expr import CompiledExpression
 from ._function import FAILED_EVENT, FINISHED_EVENT, Function, Registry
 from ._ids import UlidGenerator
 from ._run import Run, RunStatus, StepRecord, StepStatus
@@ -71,6 +72,18 @@ def _run_id(run: Run) -> str:
 def backoff_ms(attempt: int, rng: random.Random) -> int:
     """The delay before retrying after failed attempt ``attempt`` (0-based), with jitter."""
     return BACKOFF_MS[min(attempt, len(BACKOFF_MS) - 1)] + rng.randint(0, MAX_JITTER_MS)
+
+
+class Pause:
+    """A run waiting in ``wait_for_event``."""
+
+    __slots__ = ("done", "expression", "record", "run")
+
+    def __init__(self, run: Run, record: StepRecord, expression: CompiledExpression | None) -> None:
+        self.run = run
+        self.record = record
+        self.expression = expression
+        self.done = False
 
 
 class Engine:
@@ -115,6 +128,7 @@ class Engine:
         self._wake_pending = False
         self._settled: anyio.Event | None = None
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
+        self._pauses: dict[str, list[Pause]] = {}
         self._timer_seq = 0
         self._timer_changed: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -187,6 +201,8 @@ class Engine:
             )
             store(stored)
             ids.append(internal_id)
+            if self._pauses:
+                self._match_pauses(stored)  # duplicates resume waits too, as on Inngest
             if not duplicate and cache.get(stored.name) != ():
                 self._fan_out(stored, now)
         return ids
@@ -198,6 +214,8 @@ class Engine:
             name, data, event_id or internal_id, now, None, {}, internal_id, now, False
         )
         self._store(stored)
+        if self._pauses:
+            self._match_pauses(stored)
         if self.registry.cache.get(name) != ():  # usually no function listens
             self._fan_out(stored, now)
 
@@ -475,6 +493,55 @@ class Engine:
         run.status = RunStatus.SLEEPING
         assert record.wake_ms is not None
         self._add_timer(record.wake_ms, functools.partial(self._end_sleep, run, record))
+
+    def wait_step(
+        self, run: Run, record: StepRecord, name: str, expression: CompiledExpression | None
+    ) -> None:
+        """Suspend ``run`` until an event named ``name`` matches, or the wait times out."""
+        run.status = RunStatus.WAITING
+        pause = Pause(run, record, expression)
+        self._pauses.setdefault(name, []).append(pause)
+        assert record.wake_ms is not None
+        self._add_timer(record.wake_ms, functools.partial(self._time_out, name, pause))
+
+    def _time_out(self, name: str, pause: Pause) -> None:
+        if pause.done:
+            return
+        self._remove_pause(name, pause)
+        self._resume(pause, None)
+
+    def _remove_pause(self, name: str, pause: Pause) -> None:
+        pause.done = True
+        waiting = self._pauses[name]
+        waiting.remove(pause)
+        if not waiting:
+            del self._pauses[name]
+
+    def _resume(self, pause: Pause, output: dict[str, Any] | None) -> None:
+        record = pause.record
+        record.status = StepStatus.COMPLETED
+        record.output = output
+        record._ended_ms = self.clock.now_ms()
+        run = pause.run
+        run.status = RunStatus.QUEUED
+        self._enqueue(run)
+
+    def _match_pauses(self, stored: StoredEvent) -> None:
+        """Resume every run waiting for ``stored`` whose condition holds."""
+        waiting = self._pauses.get(stored.name)
+        if not waiting:
+            return
+        candidate = stored.expr_view()
+        for pause in list(waiting):
+            run = pause.run
+            if any(e.internal_id == stored.internal_id for e in run.events):
+                continue  # a run's own triggering event never resumes it
+            if pause.expression is not None and not pause.expression.matches(
+                {"event": run.events[0].expr_view(), "async": candidate}
+            ):
+                continue
+            self._remove_pause(stored.name, pause)
+            self._resume(pause, stored.wire())
 
     def _end_sleep(self, run: Run, record: StepRecord) -> None:
         record.status = StepStatus.COMPLETED

@@ -26,6 +26,8 @@ class RunStatus(enum.Enum):
     FAILED = "Failed"
     #: Suspended in ``ctx.step.sleep`` / ``sleep_until``; holds no worker.
     SLEEPING = "Sleeping"
+    #: Suspended in ``ctx.step.wait_for_event``; holds no worker.
+    WAITING = "Waiting"
 
     @property
     def is_finished(self) -> bool:
@@ -47,6 +49,8 @@ class StepStatus(enum.Enum):
     FAILED = "Failed"
     #: A sleep that has not ended yet.
     SLEEPING = "Sleeping"
+    #: A wait for an event that has not matched or timed out yet.
+    WAITING = "Waiting"
 
     def __repr__(self) -> str:
         return f"StepStatus.{self.name}"
@@ -56,7 +60,8 @@ class StepRecord:
     """One step of a run's journal.
 
     ``id`` is the step id as used in the journal (the n-th reuse of an id in one run is
-    ``f"{id}:{n}"``), ``kind`` one of ``"run"``, ``"sleep"``, ``"send_event"``.
+    ``f"{id}:{n}"``), ``kind`` one of ``"run"``, ``"sleep"``, ``"send_event"``,
+    ``"wait_for_event"``.
     """
 
     __slots__ = (

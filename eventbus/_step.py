@@ -24,12 +24,15 @@ from ._clock import datetime_to_ms
 from ._duration import parse_duration_ms
 from ._errors import (
     EventValidationError,
+    ExpressionError,
     NonRetriableError,
     RetryAfterError,
     StepError,
     UsageError,
     error_info,
 )
+from ._event import Event
+from ._expr import compile_expression
 from ._run import StepRecord, StepStatus
 
 if TYPE_CHECKING:
@@ -66,6 +69,17 @@ class Execution:
         self.counts: dict[str, int] = {}
         self.in_step = False
         self.interrupted = False
+
+
+def _event_from_wire(wire: dict[str, Any]) -> Event:
+    return Event(
+        wire["name"],
+        wire["data"],
+        wire.get("id"),
+        wire.get("ts"),
+        wire.get("v"),
+        wire.get("user") or {},
+    )
 
 
 def _step_error(record: StepRecord) -> StepError:
@@ -257,6 +271,65 @@ class Step:
         record.status = StepStatus.SLEEPING
         record.wake_ms = wake_ms
         self._engine.sleep_step(self._run, record)
+        raise self._suspend()
+
+    async def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        timeout: datetime.timedelta | int | str,
+        if_exp: str | None = None,
+        match: str | None = None,
+    ) -> Event | None:
+        """Suspend the run until an event named ``event`` arrives, or ``timeout`` passes.
+
+        Only events received after the wait began count, never the run's own triggering
+        event. ``if_exp`` is an expression over ``event`` (the run's first event) and
+        ``async`` (the candidate); ``match="data.id"`` is short for
+        ``event.data.id == async.data.id``. Returns the matching event, or ``None`` on
+        timeout. Deduplicated events match too, as on Inngest.
+        """
+        key = self._key(step_id)
+        record = self._run.journal.get(key)
+        if record is not None:
+            if record.status is StepStatus.COMPLETED:
+                return None if record.output is None else _event_from_wire(record.output)
+            raise self._suspend()  # pragma: no cover - a waiting run is not executed
+        if not isinstance(event, str) or not event:
+            raise NonRetriableError(
+                f"wait_for_event {key!r} needs event= naming the event to wait for, got {event!r}"
+            )
+        if if_exp is not None and match is not None:
+            raise NonRetriableError(f"wait_for_event {key!r} takes if_exp= or match=, not both")
+        try:
+            ms = parse_duration_ms(timeout, what=f"wait_for_event {key!r} timeout")
+        except ValueError as exc:
+            raise NonRetriableError(str(exc)) from None
+        if ms > MAX_SLEEP_MS:
+            raise NonRetriableError(
+                f"wait_for_event {key!r} timeout {timeout!r} is longer than 366 days"
+            )
+        if match is not None:
+            if not isinstance(match, str) or not match.strip():
+                raise NonRetriableError(
+                    f"wait_for_event {key!r} match= must be a field path like 'data.id', "
+                    f"got {match!r}"
+                )
+            if_exp = f"event.{match} == async.{match}"
+        compiled = None
+        if if_exp is not None:
+            try:
+                compiled = compile_expression(if_exp)
+            except ExpressionError as exc:
+                raise NonRetriableError(
+                    f"wait_for_event {key!r} has an invalid expression: {exc}"
+                ) from None
+        record = self._new_record(key, "wait_for_event")
+        record.attempts = 1
+        record.status = StepStatus.WAITING
+        record.wake_ms = self._engine.clock.now_ms() + ms
+        self._engine.wait_step(self._run, record, event, compiled)
         raise self._suspend()
 
     async def send_event(self, step_id: str, events: Any) -> list[str]:
