@@ -35,7 +35,7 @@ from ._dedup import DedupIndex
 from ._errors import NonRetriableError, RetryAfterError, StepError, UsageError, error_info
 from ._event import StoredEvent, make_stored
 from ._expr import CompiledExpression
-from ._function import FAILED_EVENT, FINISHED_EVENT, Function, Registry
+from ._function import FAILED_EVENT, FINISHED_EVENT, INVOKED_EVENT, Function, Registry
 from ._ids import UlidGenerator
 from ._run import Run, RunStatus, StepRecord, StepStatus
 from ._step import Execution, FailRun, Interrupt, Step
@@ -75,14 +75,21 @@ def backoff_ms(attempt: int, rng: random.Random) -> int:
 
 
 class Pause:
-    """A run waiting in ``wait_for_event``."""
+    """A run waiting in ``wait_for_event`` (an expression) or ``invoke`` (a correlation id)."""
 
-    __slots__ = ("done", "expression", "record", "run")
+    __slots__ = ("correlation_id", "done", "expression", "record", "run")
 
-    def __init__(self, run: Run, record: StepRecord, expression: CompiledExpression | None) -> None:
+    def __init__(
+        self,
+        run: Run,
+        record: StepRecord,
+        expression: CompiledExpression | None,
+        correlation_id: str | None = None,
+    ) -> None:
         self.run = run
         self.record = record
         self.expression = expression
+        self.correlation_id = correlation_id
         self.done = False
 
 
@@ -504,11 +511,60 @@ class Engine:
         assert record.wake_ms is not None
         self._add_timer(record.wake_ms, functools.partial(self._time_out, name, pause))
 
+    def invoke_step(
+        self, run: Run, record: StepRecord, target: Function, data: dict[str, Any]
+    ) -> None:
+        """Start ``target`` with an ``inngest/function.invoked`` event; suspend ``run``
+        until the target's ``inngest/function.finished`` arrives (or the timeout)."""
+        run.status = RunStatus.WAITING
+        correlation_id = f"{run.run_id}.{record.id}"
+        pause = Pause(run, record, None, correlation_id)
+        self._pauses.setdefault(FINISHED_EVENT, []).append(pause)
+        assert record.wake_ms is not None
+        self._add_timer(record.wake_ms, functools.partial(self._time_out, FINISHED_EVENT, pause))
+        now = self.clock.now_ms()
+        data["_inngest"] = {
+            "fn_id": target.id,
+            "correlation_id": correlation_id,
+            "source_app_id": run.function.app_id,
+            "source_fn_id": run.function.id,
+            "expire": record.wake_ms,
+        }
+        internal_id = self._ids.new(now)
+        stored = make_stored(
+            INVOKED_EVENT, data, internal_id, now, None, {}, internal_id, now, False
+        )
+        self._store(stored)
+        if self._pauses:
+            self._match_pauses(stored)
+        invoked = Run(self._ids.new(now), target, (stored,))  # triggers are bypassed
+        self._record_run(invoked)
+        self._enqueue(invoked)
+
     def _time_out(self, name: str, pause: Pause) -> None:
         if pause.done:
             return
         self._remove_pause(name, pause)
+        if pause.correlation_id is not None:
+            self._fail_step(
+                pause,
+                {
+                    "name": "InngestInvokeTimeoutError",
+                    "message": "Timed out waiting for invoked function to complete",
+                    "stack": None,
+                },
+            )
+            return
         self._resume(pause, None)
+
+    def _fail_step(self, pause: Pause, error: dict[str, Any]) -> None:
+        record = pause.record
+        record.status = StepStatus.FAILED
+        record.error = error
+        record._ended_ms = self.clock.now_ms()
+        run = pause.run
+        run.status = RunStatus.QUEUED
+        self._enqueue(run)
 
     def _remove_pause(self, name: str, pause: Pause) -> None:
         pause.done = True
@@ -533,6 +589,16 @@ class Engine:
             return
         candidate = stored.expr_view()
         for pause in list(waiting):
+            if pause.correlation_id is not None:
+                data = stored.data
+                if data.get("correlation_id") != pause.correlation_id:
+                    continue
+                self._remove_pause(stored.name, pause)
+                if "error" in data:
+                    self._fail_step(pause, data["error"])
+                else:
+                    self._resume(pause, data.get("result"))
+                continue
             run = pause.run
             if any(e.internal_id == stored.internal_id for e in run.events):
                 continue  # a run's own triggering event never resumes it
@@ -611,13 +677,19 @@ class Engine:
     @staticmethod
     def _finish_payload(run: Run, status: str) -> dict[str, Any]:
         events = [event.wire() for event in run.events]
-        return {
+        payload = {
             "function_id": run.function.id,
             "run_id": run.run_id,
             "event": events[0],
             "events": events,
             "_inngest": {"status": status},
         }
+        first = run.events[0]
+        if first.name == INVOKED_EVENT:
+            correlation_id = first.data.get("_inngest", {}).get("correlation_id")
+            if correlation_id is not None:
+                payload["correlation_id"] = correlation_id
+        return payload
 
     # ------------------------------------------------------------------ records
 

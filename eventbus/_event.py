@@ -37,7 +37,7 @@ _FIELDS = frozenset({"name", "data", "id", "ts", "v", "user"})
 JSONScalar = (str, int, float, bool, type(None))
 
 
-def _json_copy(value: Any, path: str) -> tuple[Any, int]:
+def json_copy(value: Any, path: str) -> tuple[Any, int]:
     """Validate a JSON tree and copy it; returns the copy and an upper bound of its size.
 
     The bound (bytes of compact UTF-8 JSON) is what lets ``send`` skip encoding the
@@ -67,14 +67,14 @@ def _json_copy(value: Any, path: str) -> tuple[Any, int]:
                 copy[key] = item
                 size += 6 * len(key) + item.bit_length() // 3 + 6
             else:
-                copy[key], item_size = _json_copy(item, f"{path}.{key}")
+                copy[key], item_size = json_copy(item, f"{path}.{key}")
                 size += 6 * len(key) + item_size + 4
         return copy, size
     if kind is list or kind is tuple or isinstance(value, (list, tuple)):
         items: list[Any] = []
         size = 2
         for i, item in enumerate(value):
-            item_copy, item_size = _json_copy(item, f"{path}[{i}]")
+            item_copy, item_size = json_copy(item, f"{path}[{i}]")
             items.append(item_copy)
             size += item_size + 1
         return items, size
@@ -96,7 +96,7 @@ def _json_copy(value: Any, path: str) -> tuple[Any, int]:
 
 def _check_json(value: object, path: str) -> None:
     """Raise EventValidationError if ``value`` is not a JSON tree (string keys, finite floats)."""
-    _json_copy(value, path)
+    json_copy(value, path)
 
 
 def _check_name(name: object) -> str:
@@ -339,7 +339,7 @@ def _check_object(value: object, field: str) -> tuple[dict[str, Any], int]:
             f"must be a mapping with string keys, got {type(value).__name__} {value!r}",
             field=field,
         )
-    return _json_copy(value, field)
+    return json_copy(value, field)
 
 
 def _wire(

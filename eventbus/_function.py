@@ -25,6 +25,7 @@ MAX_RETRIES = 20
 DEFAULT_RETRIES = 4
 MAX_EVENT_NAME_LENGTH = 255
 FAILED_EVENT = "inngest/function.failed"
+INVOKED_EVENT = "inngest/function.invoked"
 FINISHED_EVENT = "inngest/function.finished"
 
 Handler = Callable[["Context"], Awaitable[Any]]
@@ -134,8 +135,7 @@ def normalize_triggers(trigger: object) -> tuple[TriggerEvent, ...]:
         raise FunctionConfigError(
             f"trigger must be an eventbus.TriggerEvent or a list of them, got {trigger!r}{hint}"
         )
-    if not items:
-        raise FunctionConfigError("a function needs at least one trigger")
+    # No trigger at all (trigger=[]) is allowed: such a function runs only when invoked.
     if len(items) > MAX_TRIGGERS:
         raise FunctionConfigError(
             f"{len(items)} triggers is more than the limit of {MAX_TRIGGERS} per function"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._clock import datetime_to_ms
@@ -31,13 +31,14 @@ from ._errors import (
     UsageError,
     error_info,
 )
-from ._event import Event
+from ._event import Event, json_copy
 from ._expr import compile_expression
 from ._run import StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ._context import Context
     from ._engine import Engine
+    from ._function import Function
     from ._run import Run
 
 T = TypeVar("T")
@@ -45,6 +46,7 @@ T = TypeVar("T")
 MAX_STEPS = 1000
 MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 MAX_SLEEP_MS = 366 * 86_400_000
+MAX_INVOKE_MS = 365 * 86_400_000  # Inngest's default invoke timeout: one year
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -330,6 +332,90 @@ class Step:
         record.status = StepStatus.WAITING
         record.wake_ms = self._engine.clock.now_ms() + ms
         self._engine.wait_step(self._run, record, event, compiled)
+        raise self._suspend()
+
+    async def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Function,
+        data: Mapping[str, Any] | None = None,
+        timeout: datetime.timedelta | int | str | None = None,
+    ) -> Any:
+        """Run ``function`` with ``data`` and return its output, as a step.
+
+        The target runs with an ``inngest/function.invoked`` event whatever its triggers.
+        If it fails, or ``timeout`` (default one year) passes first, :class:`StepError`
+        is raised here; the caller's retries are not compounded on top.
+        """
+        from ._function import Function
+
+        if not isinstance(function, Function):
+            raise NonRetriableError(
+                f"invoke {step_id!r} needs function= to be an eventbus.Function "
+                f"(what create_function returned), got {function!r}"
+            )
+        return await self._invoke(step_id, function.id, data, timeout)
+
+    async def invoke_by_id(
+        self,
+        step_id: str,
+        *,
+        function_id: str,
+        app_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        timeout: datetime.timedelta | int | str | None = None,
+    ) -> Any:
+        """Like :meth:`invoke`, naming the target by its ``fn_id`` (and ``app_id``, default
+        this client's)."""
+        if not isinstance(function_id, str) or not function_id:
+            raise NonRetriableError(
+                f"invoke_by_id {step_id!r} needs function_id=, got {function_id!r}"
+            )
+        app = app_id if app_id is not None else self._run.function.app_id
+        return await self._invoke(step_id, f"{app}-{function_id}", data, timeout)
+
+    async def _invoke(
+        self,
+        step_id: str,
+        target_id: str,
+        data: Mapping[str, Any] | None,
+        timeout: datetime.timedelta | int | str | None,
+    ) -> Any:
+        key = self._key(step_id)
+        record = self._run.journal.get(key)
+        if record is not None:
+            if record.status is StepStatus.COMPLETED:
+                return record.output
+            if record.status is StepStatus.FAILED:
+                raise _step_error(record)
+            raise self._suspend()  # pragma: no cover - a waiting run is not executed
+        try:
+            ms = (
+                MAX_INVOKE_MS
+                if timeout is None
+                else parse_duration_ms(timeout, what=f"invoke {key!r} timeout")
+            )
+        except ValueError as exc:
+            raise NonRetriableError(str(exc)) from None
+        record = self._new_record(key, "invoke")
+        record.attempts = 1
+        engine = self._engine
+        target = engine.registry.functions.get(target_id)
+        if target is None:
+            raise self._fail(
+                record,
+                NonRetriableError(
+                    f"invoke {key!r}: no function {target_id!r} is registered on this client"
+                ),
+            )
+        try:
+            payload, _ = json_copy(dict(data or {}), "data")
+        except EventValidationError as exc:
+            raise self._fail(record, NonRetriableError(f"invoke {key!r}: {exc}")) from None
+        record.status = StepStatus.WAITING
+        record.wake_ms = engine.clock.now_ms() + ms
+        engine.invoke_step(self._run, record, target, payload)
         raise self._suspend()
 
     async def send_event(self, step_id: str, events: Any) -> list[str]:

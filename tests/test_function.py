@@ -49,7 +49,6 @@ def test_function_ids_and_repr() -> None:
         ({"retries": "3"}, "retries"),
         ({"retries": True}, "retries"),
         ({"trigger": "app/e"}, "TriggerEvent\\(event='app/e'\\)"),
-        ({"trigger": []}, "at least one"),
         ({"trigger": [on(f"e{i}") for i in range(11)]}, "limit of 10"),
         ({"trigger": [on("a"), on("a")]}, "duplicate trigger"),
         ({"trigger": [on("a"), "b"]}, "every trigger"),
