@@ -34,6 +34,8 @@ from ._run import Run as Run
 from ._run import RunStatus as RunStatus
 from ._run import StepRecord as StepRecord
 from ._run import StepStatus as StepStatus
+from ._step import Group as Group
+from ._step import ParallelMode as ParallelMode
 from ._step import Step as Step
 
 __version__ = "0.1.0"
@@ -48,8 +50,10 @@ __all__ = (
     "ExpressionError",
     "Function",
     "FunctionConfigError",
+    "Group",
     "Inngest",
     "NonRetriableError",
+    "ParallelMode",
     "RetryAfterError",
     "Run",
     "RunStatus",

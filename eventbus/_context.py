@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._event import StoredEvent
-    from ._step import Step
+    from ._step import Group, Step
 
 
 class Context:
@@ -17,7 +17,7 @@ class Context:
     none was given), ``events`` every event of the run, ``run_id`` the run's id,
     ``attempt`` the 0-based attempt number (of the step being retried, or of the function
     body), ``logger`` a logger that tags records with the run and function ids, and
-    ``step`` the durable step tools.
+    ``step`` the durable step tools and ``group`` the parallel helper.
     """
 
     __slots__ = (
@@ -27,6 +27,7 @@ class Context:
         "event",
         "events",
         "function_id",
+        "group",
         "run_id",
         "step",
     )
@@ -40,6 +41,7 @@ class Context:
         function_id: str,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
         step: Step,
+        group: Group,
     ) -> None:
         self.event = event
         self.events = events
@@ -48,6 +50,7 @@ class Context:
         self.function_id = function_id
         self._base_logger = logger
         self.step = step
+        self.group = group
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property

@@ -38,7 +38,7 @@ from ._expr import CompiledExpression
 from ._function import FAILED_EVENT, FINISHED_EVENT, INVOKED_EVENT, Function, Registry
 from ._ids import UlidGenerator
 from ._run import Run, RunStatus, StepRecord, StepStatus
-from ._step import Execution, FailRun, Interrupt, Step
+from ._step import Execution, FailRun, Group, Interrupt, Step
 
 #: Delay after failed attempt n (0-based), before jitter: Inngest's backoff table.
 BACKOFF_MS = (
@@ -136,6 +136,7 @@ class Engine:
         self._settled: anyio.Event | None = None
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
         self._pauses: dict[str, list[Pause]] = {}
+        self._run_pauses: dict[str, list[tuple[str, Pause]]] = {}
         self._timer_seq = 0
         self._timer_changed: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -280,6 +281,8 @@ class Engine:
                 by_event.append(run)
 
     def _release_run(self, run: Run) -> None:
+        if run.run_id in self._run_pauses:
+            self._drop_pauses(run)
         pins = self._pins
         for event in run.events:
             key = event.internal_id
@@ -319,6 +322,13 @@ class Engine:
     # ------------------------------------------------------------------ scheduling
 
     def _enqueue(self, run: Run) -> None:
+        if run.status.is_finished:
+            return  # a timer of a run that has ended since (a lost race branch)
+        if run._scheduled:
+            if run._executing:
+                run._rerun = True  # woken while executing: run again right after
+            return
+        run._scheduled = True
         self._ready.append(run)
         self._active += 1
         if self._idle:
@@ -344,8 +354,16 @@ class Engine:
                 if ready and not self._idle and not self._starting:
                     # Someone must take the rest if this handler suspends.
                     self._spawn_worker()
-                await self._execute(run)
+                run._executing = True
+                try:
+                    await self._execute(run)
+                finally:
+                    run._executing = False
+                    run._scheduled = False
                 self._active -= 1
+                if run._rerun:
+                    run._rerun = False
+                    self._enqueue(run)
                 done += 1
                 if done % YIELD_EVERY == 0:
                     await checkpoint()
@@ -433,7 +451,14 @@ class Engine:
         step = Step(self, run, execution)
         events = run.events
         ctx = Context(
-            events[0], list(events), run.run_id, run.next_attempt, function.id, self.logger, step
+            events[0],
+            list(events),
+            run.run_id,
+            run.next_attempt,
+            function.id,
+            self.logger,
+            step,
+            Group(run, execution),
         )
         step._ctx = ctx
         try:
@@ -507,7 +532,7 @@ class Engine:
         """Suspend ``run`` until an event named ``name`` matches, or the wait times out."""
         run.status = RunStatus.WAITING
         pause = Pause(run, record, expression)
-        self._pauses.setdefault(name, []).append(pause)
+        self._add_pause(name, pause)
         assert record.wake_ms is not None
         self._add_timer(record.wake_ms, functools.partial(self._time_out, name, pause))
 
@@ -519,7 +544,7 @@ class Engine:
         run.status = RunStatus.WAITING
         correlation_id = f"{run.run_id}.{record.id}"
         pause = Pause(run, record, None, correlation_id)
-        self._pauses.setdefault(FINISHED_EVENT, []).append(pause)
+        self._add_pause(FINISHED_EVENT, pause)
         assert record.wake_ms is not None
         self._add_timer(record.wake_ms, functools.partial(self._time_out, FINISHED_EVENT, pause))
         now = self.clock.now_ms()
@@ -562,9 +587,11 @@ class Engine:
         record.status = StepStatus.FAILED
         record.error = error
         record._ended_ms = self.clock.now_ms()
-        run = pause.run
-        run.status = RunStatus.QUEUED
-        self._enqueue(run)
+        self._wake_run(pause.run)
+
+    def _add_pause(self, name: str, pause: Pause) -> None:
+        self._pauses.setdefault(name, []).append(pause)
+        self._run_pauses.setdefault(pause.run.run_id, []).append((name, pause))
 
     def _remove_pause(self, name: str, pause: Pause) -> None:
         pause.done = True
@@ -572,14 +599,29 @@ class Engine:
         waiting.remove(pause)
         if not waiting:
             del self._pauses[name]
+        mine = self._run_pauses[pause.run.run_id]
+        mine.remove((name, pause))
+        if not mine:
+            del self._run_pauses[pause.run.run_id]
+
+    def _drop_pauses(self, run: Run) -> None:
+        """Forget the waits of a run that has ended (a lost race branch, say)."""
+        for name, pause in list(self._run_pauses.get(run.run_id, ())):
+            self._remove_pause(name, pause)
 
     def _resume(self, pause: Pause, output: dict[str, Any] | None) -> None:
         record = pause.record
         record.status = StepStatus.COMPLETED
         record.output = output
         record._ended_ms = self.clock.now_ms()
-        run = pause.run
-        run.status = RunStatus.QUEUED
+        self._wake_run(pause.run)
+
+    def _wake_run(self, run: Run) -> None:
+        """Queue a suspended run to execute again (unless it has ended meanwhile)."""
+        if run.status.is_finished:
+            return  # e.g. the losing branch of a race finished after the run
+        if not run._executing:
+            run.status = RunStatus.QUEUED
         self._enqueue(run)
 
     def _match_pauses(self, stored: StoredEvent) -> None:
@@ -612,8 +654,7 @@ class Engine:
     def _end_sleep(self, run: Run, record: StepRecord) -> None:
         record.status = StepStatus.COMPLETED
         record._ended_ms = self.clock.now_ms()
-        run.status = RunStatus.QUEUED
-        self._enqueue(run)
+        self._wake_run(run)
 
     async def send_events(self, events: Any) -> list[str]:
         """Send events for ``step.send_event`` through the client's transport."""

@@ -122,6 +122,9 @@ class Run:
     __slots__ = (
         "_body_retry",
         "_ended_ms",
+        "_executing",
+        "_rerun",
+        "_scheduled",
         "_started_ms",
         "attempts",
         "error",
@@ -149,6 +152,9 @@ class Run:
         #: The attempt number the next execution sees as ``ctx.attempt``.
         self.next_attempt = 0
         self._body_retry = False
+        self._scheduled = False  # queued or executing
+        self._executing = False
+        self._rerun = False
 
     @property
     def steps(self) -> list[StepRecord]:

@@ -14,7 +14,9 @@ Step ids may repeat within a run (loops): the n-th reuse of ``"x"`` is ``"x:n"``
 
 from __future__ import annotations
 
+import contextvars
 import datetime
+import enum
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping
@@ -62,15 +64,32 @@ class FailRun(BaseException):
         self.error = error
 
 
+#: The step running in this task (per task, so parallel branches do not see each other).
+_current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "eventbus_current_step", default=None
+)
+#: The parallel branch this task runs, as ``(branch list, index)``.
+_current_branch: contextvars.ContextVar[tuple[list[StepRecord | None], int] | None] = (
+    contextvars.ContextVar("eventbus_current_branch", default=None)
+)
+
+
 class Execution:
     """The state of one execution of a handler (from the top, against the journal)."""
 
-    __slots__ = ("counts", "in_step", "interrupted")
+    __slots__ = ("counts", "interrupted")
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
-        self.in_step = False
         self.interrupted = False
+
+
+def _note_branch(record: StepRecord) -> None:
+    """Remember the last step a parallel branch resolved (RACE picks by the journal)."""
+    branch = _current_branch.get()
+    if branch is not None:
+        records, index = branch
+        records[index] = record
 
 
 def _event_from_wire(wire: dict[str, Any]) -> Event:
@@ -110,7 +129,7 @@ class Step:
     def _key(self, step_id: object) -> str:
         if not isinstance(step_id, str) or not step_id:
             raise UsageError(f"a step id must be a non-empty string, got {step_id!r}")
-        if self._execution.in_step:
+        if _current_step.get() is not None:
             raise UsageError(
                 f"step {step_id!r} was called inside another step; steps cannot be nested: "
                 "call it from the handler, after the enclosing step.run returns"
@@ -134,13 +153,16 @@ class Step:
         return record
 
     def _suspend(self) -> Interrupt:
-        self._execution.interrupted = True
+        if _current_branch.get() is None:
+            # In a parallel branch only the branch suspends; parallel() decides for the run.
+            self._execution.interrupted = True
         return Interrupt()
 
     async def _execute(self, key: str, kind: str, thunk: Callable[[], Any]) -> Any:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
+                _note_branch(record)
                 return record.output
             if record.status is StepStatus.FAILED:
                 raise _step_error(record)
@@ -152,16 +174,16 @@ class Step:
         record.attempts = attempt + 1
         if self._ctx is not None:
             self._ctx.attempt = attempt
-        self._execution.in_step = True
+        token = _current_step.set(key)
         try:
             value = thunk()
             if inspect.isawaitable(value):
                 value = await value
         except (NonRetriableError, UsageError, EventValidationError, StepError) as exc:
-            self._execution.in_step = False
+            _current_step.reset(token)
             raise self._fail(record, exc) from exc
         except RetryAfterError as exc:
-            self._execution.in_step = False
+            _current_step.reset(token)
             if record.attempts > retries:
                 raise self._fail(record, exc) from exc
             delay = exc.delay_ms(engine.clock.now_ms())
@@ -169,13 +191,16 @@ class Step:
             engine.retry_step(self._run, record, engine.clamp_retry_after(delay))
             raise self._suspend() from None
         except Exception as exc:
-            self._execution.in_step = False
+            _current_step.reset(token)
             if record.attempts > retries:
                 raise self._fail(record, exc) from exc
             record.error = error_info(exc)
             engine.retry_step(self._run, record, None)
             raise self._suspend() from None
-        self._execution.in_step = False
+        except BaseException:
+            _current_step.reset(token)
+            raise
+        _current_step.reset(token)
         try:
             encoded = _ENCODER.encode(value)
         except (TypeError, ValueError) as exc:
@@ -197,6 +222,7 @@ class Step:
             )
         output = json.loads(encoded)
         self._complete(record, output)
+        _note_branch(record)
         return output
 
     def _complete(self, record: StepRecord, output: Any) -> None:
@@ -258,8 +284,9 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
+                _note_branch(record)
                 return
-            raise self._suspend()  # pragma: no cover - a sleeping run is not executed
+            raise self._suspend()  # still sleeping (a parallel branch woke the run)
         now = self._engine.clock.now_ms()
         if wake_ms - now > MAX_SLEEP_MS:
             raise NonRetriableError(
@@ -296,8 +323,9 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
+                _note_branch(record)
                 return None if record.output is None else _event_from_wire(record.output)
-            raise self._suspend()  # pragma: no cover - a waiting run is not executed
+            raise self._suspend()  # still waiting (a parallel branch woke the run)
         if not isinstance(event, str) or not event:
             raise NonRetriableError(
                 f"wait_for_event {key!r} needs event= naming the event to wait for, got {event!r}"
@@ -386,10 +414,11 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
+                _note_branch(record)
                 return record.output
             if record.status is StepStatus.FAILED:
                 raise _step_error(record)
-            raise self._suspend()  # pragma: no cover - a waiting run is not executed
+            raise self._suspend()  # still waiting (a parallel branch woke the run)
         try:
             ms = (
                 MAX_INVOKE_MS
@@ -426,3 +455,94 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<Step tools run={self._run.run_id!r} journal={len(self._run.journal)}>"
+
+
+class ParallelMode(enum.Enum):
+    """How ``ctx.group.parallel`` combines its branches."""
+
+    #: Wait for every branch; return all results in order.
+    WAIT = "wait"
+    #: Return the result of the branch that finished first.
+    RACE = "race"
+
+
+class Group:
+    """``ctx.group``: run steps in parallel."""
+
+    __slots__ = ("_execution", "_run")
+
+    def __init__(self, run: Run, execution: Execution) -> None:
+        self._run = run
+        self._execution = execution
+
+    async def parallel(
+        self,
+        thunks: tuple[Callable[[], Awaitable[Any]], ...] | list[Callable[[], Awaitable[Any]]],
+        parallel_mode: ParallelMode = ParallelMode.WAIT,
+    ) -> Any:
+        """Run each thunk (a callable returning a step call) concurrently.
+
+        Each branch's steps are retried independently. ``WAIT`` returns a tuple of every
+        result, in order; ``RACE`` returns the result of the branch whose step finished
+        first (decided by the journal, so replays agree).
+        """
+        import anyio
+
+        if not isinstance(parallel_mode, ParallelMode):
+            raise UsageError(
+                f"parallel_mode must be eventbus.ParallelMode.WAIT or RACE, got {parallel_mode!r}"
+            )
+        branches = list(thunks)
+        if not all(callable(thunk) for thunk in branches):
+            raise UsageError(
+                "parallel() takes callables that return step calls, like "
+                "(lambda: ctx.step.run('a', fetch_a), lambda: ctx.step.run('b', fetch_b))"
+            )
+        count = len(branches)
+        results: list[Any] = [None] * count
+        outcomes: list[str] = ["pending"] * count
+        errors: list[BaseException | None] = [None] * count
+        last: list[StepRecord | None] = [None] * count
+
+        async def branch(index: int) -> None:
+            token = _current_branch.set((last, index))
+            try:
+                results[index] = await branches[index]()
+                outcomes[index] = "done"
+            except Interrupt:
+                outcomes[index] = "suspended"
+            except FailRun:
+                raise
+            except Exception as exc:
+                outcomes[index] = "error"
+                errors[index] = exc
+            finally:
+                _current_branch.reset(token)
+
+        async with anyio.create_task_group() as tg:
+            for index in range(count):
+                tg.start_soon(branch, index)
+
+        if parallel_mode is ParallelMode.RACE:
+            journal_order = {key: n for n, key in enumerate(self._run.journal)}
+            finished = [
+                (record._ended_ms or 0, journal_order.get(record.id, 0), index)
+                for index, record in enumerate(last)
+                if outcomes[index] == "done" and record is not None
+            ]
+            if finished:
+                return results[min(finished)[2]]
+            finished_plain = [index for index in range(count) if outcomes[index] == "done"]
+            if finished_plain:
+                return results[finished_plain[0]]
+        for index in range(count):
+            error = errors[index]
+            if error is not None:
+                raise error
+        if "suspended" in outcomes:
+            self._execution.interrupted = True
+            raise Interrupt()
+        return tuple(results)
+
+    def __repr__(self) -> str:
+        return f"<Group run={self._run.run_id!r}>"

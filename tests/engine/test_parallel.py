@@ -1,0 +1,173 @@
+"""ctx.group.parallel: WAIT and RACE, independent retries, replays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import eventbus
+from tests.helpers import make_client, on
+
+pytestmark = pytest.mark.anyio
+
+
+async def run_one(client: eventbus.Inngest) -> eventbus.Run:
+    async with client:
+        (event_id,) = await client.send({"name": "app/e"})
+        await client.settle(advance_time=True)
+    (run,) = [r for r in client.runs(event_id=event_id) if r.function.local_id == "f"]
+    return run
+
+
+async def test_wait_returns_every_result_and_retries_branches_independently() -> None:
+    """WAIT gives all results in order; a flaky branch is retried, the other runs once."""
+    client = make_client()
+    calls = {"a": 0, "b": 0}
+
+    def fetch_a() -> str:
+        calls["a"] += 1
+        return "A"
+
+    def fetch_b() -> str:
+        calls["b"] += 1
+        if calls["b"] < 3:
+            raise ConnectionError("flaky")
+        return "B"
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> list[str]:
+        a, b = await ctx.group.parallel(
+            (lambda: ctx.step.run("a", fetch_a), lambda: ctx.step.run("b", fetch_b))
+        )
+        return [a, b]
+
+    run = await run_one(client)
+    assert run.output == ["A", "B"]
+    assert calls == {"a": 1, "b": 3}
+    assert {s.id: s.attempts for s in run.steps} == {"a": 1, "b": 3}
+
+
+async def test_branches_run_concurrently() -> None:
+    """Branches are not serialized: each starts before the other finishes."""
+    import anyio
+
+    client = make_client()
+    started: list[str] = []
+    both = anyio.Event()
+
+    async def branch(name: str) -> str:
+        started.append(name)
+        if len(started) == 2:
+            both.set()
+        await both.wait()
+        return name
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> Any:
+        return await ctx.group.parallel(
+            [lambda: ctx.step.run("x", branch, "x"), lambda: ctx.step.run("y", branch, "y")]
+        )
+
+    run = await run_one(client)
+    assert run.output == ["x", "y"]
+
+
+async def test_race_returns_the_first_to_finish_and_replays_agree() -> None:
+    """RACE returns the branch that finished first; a later replay picks the same one."""
+    client = make_client()
+    seen: list[Any] = []
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> Any:
+        async def slow() -> None:
+            await ctx.step.sleep("slow", "1h")
+
+        winner = await ctx.group.parallel(
+            (slow, lambda: ctx.step.run("fast", lambda: "fast")),
+            parallel_mode=eventbus.ParallelMode.RACE,
+        )
+        seen.append(winner)
+        await ctx.step.sleep("after", "1m")  # forces a replay of the race
+        return winner
+
+    run = await run_one(client)
+    assert run.output == "fast"
+    assert seen == ["fast", "fast"]
+
+
+async def test_race_waits_when_nothing_finished_yet() -> None:
+    """If every branch suspends, RACE suspends too and returns the first finisher later."""
+    client = make_client()
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> Any:
+        async def nap(name: str, duration: str) -> str:
+            await ctx.step.sleep(name, duration)
+            return name
+
+        return await ctx.group.parallel(
+            (lambda: nap("long", "2h"), lambda: nap("short", "1h")),
+            parallel_mode=eventbus.ParallelMode.RACE,
+        )
+
+    run = await run_one(client)
+    assert run.output == "short"
+    assert run.status is eventbus.RunStatus.COMPLETED
+
+
+async def test_wait_suspends_until_every_branch_is_done() -> None:
+    """WAIT with a sleeping branch resumes when the sleep ends, with both results."""
+    client = make_client()
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> Any:
+        async def later() -> str:
+            await ctx.step.sleep("nap", "30m")
+            return "rested"
+
+        return await ctx.group.parallel((later, lambda: ctx.step.run("now", lambda: "now")))
+
+    run = await run_one(client)
+    assert run.output == ["rested", "now"]
+
+
+async def test_branch_errors_propagate() -> None:
+    """A branch whose step fails for good raises its StepError from parallel()."""
+    client = make_client()
+
+    @client.create_function(fn_id="f", trigger=on("app/e"), retries=0)
+    async def f(ctx: eventbus.Context) -> str:
+        try:
+            await ctx.group.parallel(
+                (lambda: ctx.step.run("ok", lambda: 1), lambda: ctx.step.run("bad", lambda: 1 / 0))
+            )
+        except eventbus.StepError as exc:
+            return exc.step_id
+        return "no error"
+
+    run = await run_one(client)
+    assert run.output == "bad"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda ctx: ctx.group.parallel((1, 2)), "takes callables"),
+        (lambda ctx: ctx.group.parallel((), parallel_mode="race"), "ParallelMode"),
+    ],
+)
+async def test_bad_parallel_arguments(call: Any, message: str) -> None:
+    """parallel() explains how it must be called."""
+    client = make_client()
+
+    @client.create_function(fn_id="f", trigger=on("app/e"), retries=2)
+    async def f(ctx: eventbus.Context) -> None:
+        await call(ctx)
+        assert "Group" in repr(ctx.group)
+
+    run = await run_one(client)
+    assert run.status is eventbus.RunStatus.FAILED
+    assert run.attempts == 1
+    assert run.error is not None
+    assert message in run.error["message"]
