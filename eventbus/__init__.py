@@ -28,7 +28,9 @@ from ._errors import StepError as StepError
 from ._errors import UsageError as UsageError
 from ._event import Event as Event
 from ._event import StoredEvent as StoredEvent
+from ._function import Cancel as Cancel
 from ._function import Function as Function
+from ._function import Timeouts as Timeouts
 from ._function import TriggerEvent as TriggerEvent
 from ._run import Run as Run
 from ._run import RunStatus as RunStatus
@@ -41,6 +43,7 @@ from ._step import Step as Step
 __version__ = "0.1.0"
 
 __all__ = (
+    "Cancel",
     "Clock",
     "Context",
     "EngineNotRunningError",
@@ -63,6 +66,7 @@ __all__ = (
     "StepStatus",
     "StoredEvent",
     "SystemClock",
+    "Timeouts",
     "TriggerEvent",
     "UsageError",
     "VirtualClock",

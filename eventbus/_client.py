@@ -17,7 +17,7 @@ import anyio.from_thread
 from ._clock import Clock, SystemClock
 from ._errors import EngineNotRunningError, FunctionConfigError, UsageError
 from ._event import Event, EventBatch, StoredEvent, prepare_batch
-from ._function import Function, Handler, Registry, TriggerEvent, make_function
+from ._function import Cancel, Function, Handler, Registry, Timeouts, TriggerEvent, make_function
 from ._run import Run, RunStatus
 from .transports import InProcessTransport, Transport
 
@@ -112,13 +112,17 @@ class Inngest:
         name: str | None = None,
         retries: int | None = None,
         on_failure: Handler | None = None,
+        cancel: list[Cancel] | None = None,
+        timeouts: Timeouts | None = None,
     ) -> Callable[[H], Function]:
         """Declare a function: a decorator for an ``async def handler(ctx)``.
 
         ``trigger`` is one :class:`TriggerEvent` or a list of up to 10; ``retries`` (0-20,
         default 4) is how many times a failed attempt is retried; ``on_failure`` is an
         async handler registered as ``f"{fn_id}-failure"`` and run with the
-        ``inngest/function.failed`` event when a run of this function fails.
+        ``inngest/function.failed`` event when a run of this function fails;
+        ``cancel`` is a list of up to 5 :class:`Cancel` rules and ``timeouts`` a
+        :class:`Timeouts`, both cancelling runs between steps.
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
         """
@@ -130,6 +134,8 @@ class Inngest:
             name=name,
             retries=retries,
             on_failure=on_failure,
+            cancel=cancel,
+            timeouts=timeouts,
         )
         # Validate everything but the handler now, so errors point at this call.
         for function in build(handler=_probe_handler):
@@ -282,6 +288,20 @@ class Inngest:
         if threading.get_ident() == engine._thread:
             raise UsageError("settle_sync() was called from the engine's own event loop")
         engine.portal.call(lambda: engine.settle(advance_time=advance_time))
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run: at once if it is queued or suspended, else at its next step.
+
+        Returns False if the run had already ended; raises :class:`UsageError` for an
+        unknown run id.
+        """
+        engine = self._running_engine()
+        run = engine.get_run(run_id)
+        if run is None:
+            raise UsageError(f"no run {run_id!r} is known to this client's engine")
+        if engine.portal is not None and threading.get_ident() != engine._thread:
+            return engine.portal.call(engine.cancel_run, run)
+        return engine.cancel_run(run)
 
     def get_event(self, event_id: str) -> StoredEvent | None:
         """The stored event with this id (as returned by ``send``), or None."""

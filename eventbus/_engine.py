@@ -35,10 +35,17 @@ from ._dedup import DedupIndex
 from ._errors import NonRetriableError, RetryAfterError, StepError, UsageError, error_info
 from ._event import StoredEvent, make_stored
 from ._expr import CompiledExpression
-from ._function import FAILED_EVENT, FINISHED_EVENT, INVOKED_EVENT, Function, Registry
+from ._function import (
+    CANCELLED_EVENT,
+    FAILED_EVENT,
+    FINISHED_EVENT,
+    INVOKED_EVENT,
+    Function,
+    Registry,
+)
 from ._ids import UlidGenerator
 from ._run import Run, RunStatus, StepRecord, StepStatus
-from ._step import Execution, FailRun, Group, Interrupt, Step
+from ._step import CancelRun, Execution, FailRun, Group, Interrupt, Step
 
 #: Delay after failed attempt n (0-based), before jitter: Inngest's backoff table.
 BACKOFF_MS = (
@@ -77,19 +84,22 @@ def backoff_ms(attempt: int, rng: random.Random) -> int:
 class Pause:
     """A run waiting in ``wait_for_event`` (an expression) or ``invoke`` (a correlation id)."""
 
-    __slots__ = ("correlation_id", "done", "expression", "record", "run")
+    __slots__ = ("cancels", "correlation_id", "done", "expression", "record", "run")
 
     def __init__(
         self,
         run: Run,
-        record: StepRecord,
+        record: StepRecord | None,
         expression: CompiledExpression | None,
         correlation_id: str | None = None,
+        *,
+        cancels: bool = False,
     ) -> None:
         self.run = run
         self.record = record
         self.expression = expression
         self.correlation_id = correlation_id
+        self.cancels = cancels  # a cancel rule, not a step waiting
         self.done = False
 
 
@@ -261,6 +271,8 @@ class Engine:
                     continue
             run = Run(self._ids.new(now), function, (stored,))
             self._record_run(run)
+            if function.cancel or function.timeouts:
+                self._arm(run, now)
             if stored.ts is not None and stored.ts > now:
                 # Inngest schedules runs of future-dated events at their ts.
                 self._add_timer(stored.ts, functools.partial(self._enqueue, run))
@@ -439,10 +451,22 @@ class Engine:
     # ------------------------------------------------------------------ execution
 
     async def _execute(self, run: Run) -> None:
+        if run.status.is_finished:
+            return  # cancelled while it was queued
+        await self._execute_once(run)
+        if run._cancel_requested and not run.status.is_finished:
+            self._finish_cancelled(run)
+
+    async def _execute_once(self, run: Run) -> None:
         function = run.function
         now = self.clock.now_ms()
         if run._started_ms is None:
             run._started_ms = now
+            timeouts = function.timeouts
+            if timeouts is not None and timeouts.finish_ms is not None:
+                self._add_timer(
+                    now + timeouts.finish_ms, functools.partial(self._finish_timeout, run)
+                )
         if run.attempts == 0 or run._body_retry:
             run.attempts += 1
             run._body_retry = False
@@ -465,6 +489,8 @@ class Engine:
             output = await function.handler(ctx)
         except Interrupt:
             return  # the step tool has scheduled what happens next
+        except CancelRun:
+            return  # _execute finishes the cancellation
         except FailRun as exc:
             self._fail(run, exc.error)
             return
@@ -564,12 +590,16 @@ class Engine:
             self._match_pauses(stored)
         invoked = Run(self._ids.new(now), target, (stored,))  # triggers are bypassed
         self._record_run(invoked)
+        if target.cancel or target.timeouts:
+            self._arm(invoked, now)
         self._enqueue(invoked)
 
     def _time_out(self, name: str, pause: Pause) -> None:
         if pause.done:
             return
         self._remove_pause(name, pause)
+        if pause.cancels:
+            return  # the cancel rule expired
         if pause.correlation_id is not None:
             self._fail_step(
                 pause,
@@ -584,10 +614,64 @@ class Engine:
 
     def _fail_step(self, pause: Pause, error: dict[str, Any]) -> None:
         record = pause.record
+        assert record is not None
         record.status = StepStatus.FAILED
         record.error = error
         record._ended_ms = self.clock.now_ms()
         self._wake_run(pause.run)
+
+    # ------------------------------------------------------------------ cancellation
+
+    def _arm(self, run: Run, now: int) -> None:
+        """Register a new run's cancel rules and start timeout."""
+        function = run.function
+        for rule in function.cancel:
+            pause = Pause(run, None, rule.compiled, cancels=True)
+            self._add_pause(rule.event, pause)
+            self._add_timer(
+                now + rule.timeout_ms, functools.partial(self._time_out, rule.event, pause)
+            )
+        timeouts = function.timeouts
+        if timeouts is not None and timeouts.start_ms is not None:
+            self._add_timer(now + timeouts.start_ms, functools.partial(self._start_timeout, run))
+
+    def _start_timeout(self, run: Run) -> None:
+        if run._started_ms is None:
+            self.cancel_run(run)
+
+    def _finish_timeout(self, run: Run) -> None:
+        self.cancel_run(run)
+
+    def cancel_run(self, run: Run) -> bool:
+        """Cancel ``run`` now, or at its next step boundary if it is executing.
+
+        Returns False if it had already ended.
+        """
+        if run.status.is_finished:
+            return False
+        if run._executing:
+            run._cancel_requested = True
+            return True
+        self._finish_cancelled(run)
+        return True
+
+    def _finish_cancelled(self, run: Run) -> None:
+        run.status = RunStatus.CANCELLED
+        run.error = {
+            "error": "function cancelled",
+            "message": "function cancelled",
+            "name": "Error",
+        }
+        run._ended_ms = now = self.clock.now_ms()
+        self._release_run(run)
+        self.logger.info("run %s of %s was cancelled", run.run_id, run.function.id)
+        if run.events[0].name not in _SYSTEM_NAMES:
+            data = self._finish_payload(run, "Cancelled")
+            data["error"] = run.error
+            self._emit(FINISHED_EVENT, data, now)
+            cancelled = self._finish_payload(run, "Cancelled")
+            cancelled["error"] = run.error
+            self._emit(CANCELLED_EVENT, cancelled, now, event_id=run.run_id)
 
     def _add_pause(self, name: str, pause: Pause) -> None:
         self._pauses.setdefault(name, []).append(pause)
@@ -611,6 +695,7 @@ class Engine:
 
     def _resume(self, pause: Pause, output: dict[str, Any] | None) -> None:
         record = pause.record
+        assert record is not None
         record.status = StepStatus.COMPLETED
         record.output = output
         record._ended_ms = self.clock.now_ms()
@@ -649,7 +734,10 @@ class Engine:
             ):
                 continue
             self._remove_pause(stored.name, pause)
-            self._resume(pause, stored.wire())
+            if pause.cancels:
+                self.cancel_run(run)
+            else:
+                self._resume(pause, stored.wire())
 
     def _end_sleep(self, run: Run, record: StepRecord) -> None:
         record.status = StepStatus.COMPLETED

@@ -7,6 +7,7 @@ Inngest. A function runs at most once per event even when several of its trigger
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._duration import parse_duration_ms
 from ._errors import FunctionConfigError
 from ._expr import CompiledExpression, compile_expression
 
@@ -25,6 +27,7 @@ MAX_RETRIES = 20
 DEFAULT_RETRIES = 4
 MAX_EVENT_NAME_LENGTH = 255
 FAILED_EVENT = "inngest/function.failed"
+CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
 FINISHED_EVENT = "inngest/function.finished"
 
@@ -74,16 +77,109 @@ class TriggerEvent:
         default=attrs.Factory(lambda self: _compile(self.expression), takes_self=True),
     )
 
-    @expression.validator
-    def _check_expression(self, _: attrs.Attribute[Any], value: object) -> None:
-        if value is not None and not isinstance(value, str):
-            raise FunctionConfigError(
-                f"TriggerEvent(expression=...) must be a string or None, got {value!r}"
-            )
-
     def matches(self, env: dict[str, Any]) -> bool:
         """True if the expression (if any) is true for ``{"event": ...}``."""
         return self._compiled is None or self._compiled.matches(env)
+
+
+MAX_CANCEL_RULES = 5
+DEFAULT_CANCEL_TIMEOUT_MS = 365 * 86_400_000
+
+
+def _duration_or_none(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        ms = parse_duration_ms(value, what=what)
+    except ValueError as exc:
+        raise FunctionConfigError(str(exc)) from None
+    if ms < 1000:
+        raise FunctionConfigError(f"{what} {value!r} is shorter than the 1-second minimum")
+    return ms
+
+
+@attrs.frozen
+class Cancel:
+    """Cancel a run when an event named ``event`` arrives for which ``if_exp`` holds.
+
+    ``if_exp`` sees the run's first event as ``event`` and the candidate as ``async``
+    (``"async.data.id == event.data.id"``); ``timeout`` (default 365 days) bounds how
+    long after the run started the rule applies.
+    """
+
+    event: str = attrs.field(converter=_check_event_name)
+    if_exp: str | None = attrs.field(default=None)
+    timeout: datetime.timedelta | int | str | None = attrs.field(default=None)
+    _compiled: CompiledExpression | None = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(lambda self: _compile(self.if_exp), takes_self=True),
+    )
+    timeout_ms: int = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(
+            lambda self: (
+                _duration_or_none(self.timeout, "Cancel timeout") or DEFAULT_CANCEL_TIMEOUT_MS
+            ),
+            takes_self=True,
+        ),
+    )
+
+    @property
+    def compiled(self) -> CompiledExpression | None:
+        return self._compiled
+
+
+@attrs.frozen
+class Timeouts:
+    """Cancel runs that wait too long to start, or take too long to finish.
+
+    ``start``: if the run has not started within this long after it was scheduled.
+    ``finish``: if the run has not finished this long after it started. Timeouts never
+    interrupt a running step; the run is cancelled at its next step boundary.
+    """
+
+    start: datetime.timedelta | int | str | None = None
+    finish: datetime.timedelta | int | str | None = None
+    start_ms: int | None = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(
+            lambda self: _duration_or_none(self.start, "Timeouts start"), takes_self=True
+        ),
+    )
+    finish_ms: int | None = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(
+            lambda self: _duration_or_none(self.finish, "Timeouts finish"), takes_self=True
+        ),
+    )
+
+
+def _check_cancel(cancel: object) -> tuple[Cancel, ...]:
+    if cancel is None:
+        return ()
+    if isinstance(cancel, Cancel):
+        cancel = [cancel]
+    if not isinstance(cancel, (list, tuple)) or not all(isinstance(c, Cancel) for c in cancel):
+        raise FunctionConfigError(f"cancel must be a list of eventbus.Cancel, got {cancel!r}")
+    if len(cancel) > MAX_CANCEL_RULES:
+        raise FunctionConfigError(
+            f"{len(cancel)} cancel rules is more than the limit of {MAX_CANCEL_RULES}"
+        )
+    return tuple(cancel)
+
+
+def _check_timeouts(timeouts: object) -> Timeouts | None:
+    if timeouts is None or isinstance(timeouts, Timeouts):
+        return timeouts
+    raise FunctionConfigError(f"timeouts must be an eventbus.Timeouts, got {timeouts!r}")
 
 
 def _check_retries(retries: object) -> int:
@@ -168,6 +264,8 @@ class Function:
     retries: int
     handler: Handler
     on_failure_fn_id: str | None = None
+    cancel: tuple[Cancel, ...] = ()
+    timeouts: Timeouts | None = None
     id: str = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
     has_expressions: bool = attrs.field(init=False)
@@ -190,6 +288,8 @@ def make_function(
     retries: object,
     handler: object,
     on_failure: object,
+    cancel: object = None,
+    timeouts: object = None,
 ) -> list[Function]:
     """Validate a create_function call; returns the function (and its failure handler)."""
     if not isinstance(fn_id, str) or not _FN_ID.match(fn_id):
@@ -200,6 +300,8 @@ def make_function(
         raise FunctionConfigError(f"name must be a string or None, got {name!r}")
     triggers = normalize_triggers(trigger)
     checked_retries = _check_retries(retries)
+    checked_cancel = _check_cancel(cancel)
+    checked_timeouts = _check_timeouts(timeouts)
     checked = _check_handler(handler, "handler")
     functions = [
         Function(
@@ -209,6 +311,8 @@ def make_function(
             triggers=triggers,
             retries=checked_retries,
             handler=checked,
+            cancel=checked_cancel,
+            timeouts=checked_timeouts,
         )
     ]
     if on_failure is not None:

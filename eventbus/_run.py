@@ -26,16 +26,21 @@ class RunStatus(enum.Enum):
     FAILED = "Failed"
     #: Suspended in ``ctx.step.sleep`` / ``sleep_until``; holds no worker.
     SLEEPING = "Sleeping"
-    #: Suspended in ``ctx.step.wait_for_event``; holds no worker.
+    #: Suspended in ``ctx.step.wait_for_event`` or ``invoke``; holds no worker.
     WAITING = "Waiting"
+    #: Cancelled (a cancel rule, ``client.cancel`` or a timeout) between two steps.
+    CANCELLED = "Cancelled"
 
     @property
     def is_finished(self) -> bool:
         """True for the final states."""
-        return self is RunStatus.COMPLETED or self is RunStatus.FAILED
+        return self in _FINISHED
 
     def __repr__(self) -> str:
         return f"RunStatus.{self.name}"
+
+
+_FINISHED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
 
 
 class StepStatus(enum.Enum):
@@ -121,6 +126,7 @@ class Run:
 
     __slots__ = (
         "_body_retry",
+        "_cancel_requested",
         "_ended_ms",
         "_executing",
         "_rerun",
@@ -152,6 +158,7 @@ class Run:
         #: The attempt number the next execution sees as ``ctx.attempt``.
         self.next_attempt = 0
         self._body_retry = False
+        self._cancel_requested = False
         self._scheduled = False  # queued or executing
         self._executing = False
         self._rerun = False

@@ -74,6 +74,10 @@ _current_branch: contextvars.ContextVar[tuple[list[StepRecord | None], int] | No
 )
 
 
+class CancelRun(BaseException):
+    """Unwinds a handler whose run was cancelled, at the step boundary where it noticed."""
+
+
 class Execution:
     """The state of one execution of a handler (from the top, against the journal)."""
 
@@ -129,6 +133,8 @@ class Step:
     def _key(self, step_id: object) -> str:
         if not isinstance(step_id, str) or not step_id:
             raise UsageError(f"a step id must be a non-empty string, got {step_id!r}")
+        if self._run._cancel_requested:
+            raise CancelRun()
         if _current_step.get() is not None:
             raise UsageError(
                 f"step {step_id!r} was called inside another step; steps cannot be nested: "
@@ -511,7 +517,7 @@ class Group:
                 outcomes[index] = "done"
             except Interrupt:
                 outcomes[index] = "suspended"
-            except FailRun:
+            except (FailRun, CancelRun):
                 raise
             except Exception as exc:
                 outcomes[index] = "error"

@@ -84,7 +84,7 @@ def test_trigger_expression_compiles_at_declaration() -> None:
     """A syntax error in expression= is an ExpressionError at once; non-strings are refused."""
     with pytest.raises(eventbus.ExpressionError, match="expected a value"):
         eventbus.TriggerEvent(event="a", expression="event.data.x ==")
-    with pytest.raises(eventbus.FunctionConfigError, match="expression"):
+    with pytest.raises(eventbus.ExpressionError, match="must be a non-empty string, got 5"):
         eventbus.TriggerEvent(event="a", expression=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         eventbus.TriggerEvent(event="a", if_exp="true")  # type: ignore[call-arg]
