@@ -17,6 +17,7 @@ from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
 from ._clock import VirtualClock as VirtualClock
 from ._context import Context as Context
+from ._context import ContextSync as ContextSync
 from ._errors import EngineNotRunningError as EngineNotRunningError
 from ._errors import EventbusError as EventbusError
 from ._errors import EventValidationError as EventValidationError
@@ -37,8 +38,10 @@ from ._run import RunStatus as RunStatus
 from ._run import StepRecord as StepRecord
 from ._run import StepStatus as StepStatus
 from ._step import Group as Group
+from ._step import GroupSync as GroupSync
 from ._step import ParallelMode as ParallelMode
 from ._step import Step as Step
+from ._step import StepSync as StepSync
 
 __version__ = "0.1.0"
 
@@ -46,6 +49,7 @@ __all__ = (
     "Cancel",
     "Clock",
     "Context",
+    "ContextSync",
     "EngineNotRunningError",
     "Event",
     "EventValidationError",
@@ -54,6 +58,7 @@ __all__ = (
     "Function",
     "FunctionConfigError",
     "Group",
+    "GroupSync",
     "Inngest",
     "NonRetriableError",
     "ParallelMode",
@@ -64,6 +69,7 @@ __all__ = (
     "StepError",
     "StepRecord",
     "StepStatus",
+    "StepSync",
     "StoredEvent",
     "SystemClock",
     "Timeouts",

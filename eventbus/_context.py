@@ -7,30 +7,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._event import StoredEvent
-    from ._step import Group, Step
+    from ._step import Group, GroupSync, Step, StepSync
 
 
-class Context:
-    """What a handler knows about its run.
-
-    ``event`` is the triggering event (its ``id`` is the user's id, or the engine id when
-    none was given), ``events`` every event of the run, ``run_id`` the run's id,
-    ``attempt`` the 0-based attempt number (of the step being retried, or of the function
-    body), ``logger`` a logger that tags records with the run and function ids, and
-    ``step`` the durable step tools and ``group`` the parallel helper.
-    """
-
-    __slots__ = (
-        "_base_logger",
-        "_logger",
-        "attempt",
-        "event",
-        "events",
-        "function_id",
-        "group",
-        "run_id",
-        "step",
-    )
+class _ContextBase:
+    __slots__ = ("_base_logger", "_logger", "attempt", "event", "events", "function_id", "run_id")
 
     def __init__(
         self,
@@ -40,8 +21,6 @@ class Context:
         attempt: int,
         function_id: str,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
-        step: Step,
-        group: Group,
     ) -> None:
         self.event = event
         self.events = events
@@ -49,8 +28,6 @@ class Context:
         self.attempt = attempt
         self.function_id = function_id
         self._base_logger = logger
-        self.step = step
-        self.group = group
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
@@ -64,4 +41,60 @@ class Context:
         return self._logger
 
     def __repr__(self) -> str:
-        return f"<Context run_id={self.run_id!r} event={self.event.name!r} attempt={self.attempt}>"
+        return (
+            f"<{type(self).__name__} run_id={self.run_id!r} event={self.event.name!r} "
+            f"attempt={self.attempt}>"
+        )
+
+
+class Context(_ContextBase):
+    """What an ``async def`` handler knows about its run.
+
+    ``event`` is the triggering event (its ``id`` is the user's id, or the engine id when
+    none was given), ``events`` every event of the run, ``run_id`` the run's id,
+    ``attempt`` the 0-based attempt number (of the step being retried, or of the function
+    body), ``logger`` a logger that tags records with the run and function ids,
+    ``step`` the durable step tools and ``group`` the parallel helper.
+    """
+
+    __slots__ = ("group", "step")
+
+    def __init__(
+        self,
+        event: StoredEvent,
+        events: list[StoredEvent],
+        run_id: str,
+        attempt: int,
+        function_id: str,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        step: Step,
+        group: Group,
+    ) -> None:
+        super().__init__(event, events, run_id, attempt, function_id, logger)
+        self.step = step
+        self.group = group
+
+
+class ContextSync(_ContextBase):
+    """What a synchronous handler (``def fn(ctx)``, run in a worker thread) knows.
+
+    The same fields as :class:`Context`; ``ctx.step`` and ``ctx.group`` return values
+    directly instead of awaitables.
+    """
+
+    __slots__ = ("group", "step")
+
+    def __init__(
+        self,
+        event: StoredEvent,
+        events: list[StoredEvent],
+        run_id: str,
+        attempt: int,
+        function_id: str,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        step: StepSync,
+        group: GroupSync,
+    ) -> None:
+        super().__init__(event, events, run_id, attempt, function_id, logger)
+        self.step = step
+        self.group = group

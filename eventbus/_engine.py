@@ -23,14 +23,15 @@ import random
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 from anyio.lowlevel import checkpoint
 
 from ._clock import Clock, VirtualClock
-from ._context import Context
+from ._context import Context, ContextSync
 from ._dedup import DedupIndex
 from ._errors import NonRetriableError, RetryAfterError, StepError, UsageError, error_info
 from ._event import StoredEvent, make_stored
@@ -45,7 +46,7 @@ from ._function import (
 )
 from ._ids import UlidGenerator
 from ._run import Run, RunStatus, StepRecord, StepStatus
-from ._step import CancelRun, Execution, FailRun, Group, Interrupt, Step
+from ._step import CancelRun, Execution, FailRun, Group, GroupSync, Interrupt, Step, StepSync
 
 #: Delay after failed attempt n (0-based), before jitter: Inngest's backoff table.
 BACKOFF_MS = (
@@ -64,8 +65,11 @@ MAX_JITTER_MS = 30_000
 MIN_RETRY_AFTER_MS = 1_000
 MAX_RETRY_AFTER_MS = 86_400_000
 MAX_IDLE_WORKERS = 8
+SYNC_THREADS = 40
 YIELD_EVERY = 64
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
+AsyncHandler = Callable[[Context], Awaitable[Any]]
+SyncHandler = Callable[[ContextSync], Any]
 
 
 def _internal_id(event: StoredEvent) -> str:
@@ -170,6 +174,10 @@ class Engine:
         self._tg = tg
         self._thread = threading.get_ident()
         self._wake = anyio.Event()
+        # Separate pools, so handler threads waiting on their steps cannot starve the
+        # threads that run those steps.
+        self.handler_threads = anyio.CapacityLimiter(SYNC_THREADS)
+        self.step_threads = anyio.CapacityLimiter(SYNC_THREADS)
         if isinstance(self.clock, VirtualClock):
             self._unsubscribe = self.clock.subscribe(self._on_clock_advance)
         else:
@@ -474,19 +482,36 @@ class Engine:
         execution = Execution()
         step = Step(self, run, execution)
         events = run.events
-        ctx = Context(
-            events[0],
-            list(events),
-            run.run_id,
-            run.next_attempt,
-            function.id,
-            self.logger,
-            step,
-            Group(run, execution),
-        )
-        step._ctx = ctx
+        group = Group(run, execution)
         try:
-            output = await function.handler(ctx)
+            if function.is_async:
+                ctx = Context(
+                    events[0],
+                    list(events),
+                    run.run_id,
+                    run.next_attempt,
+                    function.id,
+                    self.logger,
+                    step,
+                    group,
+                )
+                step._ctx = ctx
+                output = await cast(AsyncHandler, function.handler)(ctx)
+            else:
+                sync_ctx = ContextSync(
+                    events[0],
+                    list(events),
+                    run.run_id,
+                    run.next_attempt,
+                    function.id,
+                    self.logger,
+                    StepSync(step),
+                    GroupSync(group, self.step_threads),
+                )
+                step._ctx = sync_ctx
+                output = await anyio.to_thread.run_sync(
+                    cast(SyncHandler, function.handler), sync_ctx, limiter=self.handler_threads
+                )
         except Interrupt:
             return  # the step tool has scheduled what happens next
         except CancelRun:

@@ -20,7 +20,7 @@ from ._errors import FunctionConfigError
 from ._expr import CompiledExpression, compile_expression
 
 if TYPE_CHECKING:
-    from ._context import Context
+    from ._context import Context, ContextSync
 
 MAX_TRIGGERS = 10
 MAX_RETRIES = 20
@@ -31,7 +31,7 @@ CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
 FINISHED_EVENT = "inngest/function.finished"
 
-Handler = Callable[["Context"], Awaitable[Any]]
+Handler = Callable[["Context"], Awaitable[Any]] | Callable[["ContextSync"], Any]
 
 _FN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
@@ -197,20 +197,16 @@ def _check_retries(retries: object) -> int:
 
 
 def _check_handler(handler: object, what: str) -> Handler:
+    """Accept ``async def fn(ctx)`` or ``def fn(ctx)`` (run in a worker thread)."""
     if not callable(handler):
-        raise FunctionConfigError(f"{what} must be an async function, got {handler!r}")
-    if not inspect.iscoroutinefunction(handler):
-        raise FunctionConfigError(
-            f"{what} {getattr(handler, '__qualname__', handler)!r} must be an `async def` "
-            "function taking one argument, ctx (sync handlers are not supported yet)"
-        )
+        raise FunctionConfigError(f"{what} must be a function taking ctx, got {handler!r}")
     try:
         inspect.signature(handler).bind(object())
     except TypeError:
         name = getattr(handler, "__name__", "handler")
         raise FunctionConfigError(
             f"{what} {name!r} must accept exactly one positional argument, ctx: "
-            f"`async def {name}(ctx: eventbus.Context)`"
+            f"`async def {name}(ctx: eventbus.Context)` or `def {name}(ctx: eventbus.ContextSync)`"
         ) from None
     except ValueError:  # pragma: no cover - builtins without a signature
         pass
@@ -269,10 +265,13 @@ class Function:
     id: str = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
     has_expressions: bool = attrs.field(init=False)
+    #: True for ``async def`` handlers; sync handlers run in worker threads.
+    is_async: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.id = f"{self.app_id}-{self.local_id}"
         self.has_expressions = any(t.expression is not None for t in self.triggers)
+        self.is_async = inspect.iscoroutinefunction(self.handler)
 
     def __repr__(self) -> str:
         events = ", ".join(t.event for t in self.triggers)

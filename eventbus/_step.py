@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextvars
 import datetime
 import enum
+import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._clock import datetime_to_ms
 from ._duration import parse_duration_ms
@@ -38,7 +39,7 @@ from ._expr import compile_expression
 from ._run import StepRecord, StepStatus
 
 if TYPE_CHECKING:
-    from ._context import Context
+    from ._context import _ContextBase
     from ._engine import Engine
     from ._function import Function
     from ._run import Run
@@ -126,7 +127,7 @@ class Step:
         self._engine = engine
         self._run = run
         self._execution = execution
-        self._ctx: Context | None = None
+        self._ctx: _ContextBase | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -552,3 +553,140 @@ class Group:
 
     def __repr__(self) -> str:
         return f"<Group run={self._run.run_id!r}>"
+
+
+class StepSync:
+    """``ctx.step`` of a synchronous handler: the same tools, returning values directly.
+
+    The handler runs in a worker thread; each call consults the run's journal in the
+    event loop, and ``run`` executes its function in another worker thread.
+    """
+
+    __slots__ = ("_step",)
+
+    def __init__(self, step: Step) -> None:
+        self._step = step
+
+    def _call(self, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        import anyio.from_thread
+
+        async def call() -> Any:
+            return await method(*args, **kwargs)
+
+        return anyio.from_thread.run(call)
+
+    def run(self, step_id: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """See :meth:`Step.run`; ``fn`` runs in a worker thread."""
+        import anyio.to_thread
+
+        engine = self._step._engine
+        work = functools.partial(fn, *args, **kwargs)
+
+        def in_thread() -> Any:
+            return anyio.to_thread.run_sync(work, limiter=engine.step_threads)
+
+        return cast(T, self._call(self._step.run, step_id, in_thread))
+
+    def sleep(self, step_id: str, duration: datetime.timedelta | int | str) -> None:
+        """See :meth:`Step.sleep`."""
+        self._call(self._step.sleep, step_id, duration)
+
+    def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
+        """See :meth:`Step.sleep_until`."""
+        self._call(self._step.sleep_until, step_id, until)
+
+    def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        timeout: datetime.timedelta | int | str,
+        if_exp: str | None = None,
+        match: str | None = None,
+    ) -> Event | None:
+        """See :meth:`Step.wait_for_event`."""
+        return cast(
+            "Event | None",
+            self._call(
+                self._step.wait_for_event,
+                step_id,
+                event=event,
+                timeout=timeout,
+                if_exp=if_exp,
+                match=match,
+            ),
+        )
+
+    def send_event(self, step_id: str, events: Any) -> list[str]:
+        """See :meth:`Step.send_event`."""
+        return cast("list[str]", self._call(self._step.send_event, step_id, events))
+
+    def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Function,
+        data: Mapping[str, Any] | None = None,
+        timeout: datetime.timedelta | int | str | None = None,
+    ) -> Any:
+        """See :meth:`Step.invoke`."""
+        return self._call(self._step.invoke, step_id, function=function, data=data, timeout=timeout)
+
+    def invoke_by_id(
+        self,
+        step_id: str,
+        *,
+        function_id: str,
+        app_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        timeout: datetime.timedelta | int | str | None = None,
+    ) -> Any:
+        """See :meth:`Step.invoke_by_id`."""
+        return self._call(
+            self._step.invoke_by_id,
+            step_id,
+            function_id=function_id,
+            app_id=app_id,
+            data=data,
+            timeout=timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"<StepSync {self._step!r}>"
+
+
+class GroupSync:
+    """``ctx.group`` of a synchronous handler: each thunk runs in its own worker thread."""
+
+    __slots__ = ("_group", "_limiter")
+
+    def __init__(self, group: Group, limiter: Any) -> None:
+        self._group = group
+        self._limiter = limiter
+
+    def parallel(
+        self,
+        thunks: tuple[Callable[[], Any], ...] | list[Callable[[], Any]],
+        parallel_mode: ParallelMode = ParallelMode.WAIT,
+    ) -> Any:
+        """See :meth:`Group.parallel`; thunks are plain callables (``lambda: ctx.step.run(..)``)."""
+        import anyio.from_thread
+        import anyio.to_thread
+
+        if not all(callable(thunk) for thunk in thunks):
+            raise UsageError(
+                "parallel() takes callables that return step results, like "
+                "(lambda: ctx.step.run('a', fetch_a), lambda: ctx.step.run('b', fetch_b))"
+            )
+        limiter = self._limiter
+
+        def branch(thunk: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+            return lambda: anyio.to_thread.run_sync(thunk, limiter=limiter)
+
+        async_thunks = tuple(branch(thunk) for thunk in thunks)
+        return anyio.from_thread.run(
+            functools.partial(self._group.parallel, async_thunks, parallel_mode)
+        )
+
+    def __repr__(self) -> str:
+        return f"<GroupSync {self._group!r}>"

@@ -94,10 +94,9 @@ def test_trigger_expression_compiles_at_declaration() -> None:
     assert trig == eventbus.TriggerEvent(event="a", expression="event.data.x == 1")
 
 
-def test_handlers_must_be_async_with_one_argument() -> None:
-    """Sync handlers and wrong arities are refused with the fix in the message."""
+def test_handlers_take_exactly_one_argument() -> None:
+    """Handlers (async or sync) take ctx; other shapes are refused with the fix."""
     client = eventbus.Inngest("app")
-    decorate = client.create_function(fn_id="f", trigger=on("a"))
 
     def sync(ctx: Any) -> None:
         return None
@@ -105,14 +104,15 @@ def test_handlers_must_be_async_with_one_argument() -> None:
     async def two(ctx: Any, step: Any) -> None:
         return None
 
-    with pytest.raises(eventbus.FunctionConfigError, match="async def"):
-        decorate(sync)
+    assert client.create_function(fn_id="s", trigger=on("a"))(sync).is_async is False
+    assert client.create_function(fn_id="a", trigger=on("a"))(handler).is_async is True
+    decorate = client.create_function(fn_id="f", trigger=on("a"))
     with pytest.raises(eventbus.FunctionConfigError, match="one positional argument"):
         decorate(two)
-    with pytest.raises(eventbus.FunctionConfigError, match="async function"):
+    with pytest.raises(eventbus.FunctionConfigError, match="function taking ctx"):
         decorate(42)  # type: ignore[arg-type]
     with pytest.raises(eventbus.FunctionConfigError, match="on_failure"):
-        client.create_function(fn_id="g", trigger=on("a"), on_failure=sync)  # type: ignore[arg-type]
+        client.create_function(fn_id="g", trigger=on("a"), on_failure=two)  # type: ignore[arg-type]
 
 
 def test_duplicate_function_ids_are_rejected() -> None:

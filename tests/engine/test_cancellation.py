@@ -62,9 +62,11 @@ async def test_cancellation_waits_for_the_running_step() -> None:
     """A cancel that arrives during a step lets that step finish, then stops the run."""
     client = make_client()
     release = anyio.Event()
+    started = anyio.Event()
     done: list[str] = []
 
     async def long_step() -> str:
+        started.set()
         await release.wait()
         done.append("long")
         return "long"
@@ -79,7 +81,7 @@ async def test_cancellation_waits_for_the_running_step() -> None:
 
     async with client:
         (start,) = await client.send({"name": "app/start"})
-        await anyio.lowlevel.checkpoint()
+        await started.wait()  # the step is running now
         await client.send({"name": "app/stop"})
         (run,) = client.runs(event_id=start)
         assert run.status is eventbus.RunStatus.RUNNING  # not inside a running step

@@ -351,6 +351,6 @@ async def test_a_busy_producer_lets_runs_execute() -> None:
             await client.send({"name": "app/e"})
             sent += 1
         assert seen_at, "no run executed while the producer was sending"
-        assert min(seen_at) <= BACKLOG_YIELD + 1
+        assert min(seen_at) < 2 * BACKLOG_YIELD
         await client.settle()
     assert len(seen_at) == 4 * BACKLOG_YIELD

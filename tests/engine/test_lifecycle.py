@@ -206,9 +206,11 @@ async def test_history_is_bounded_but_keeps_active_runs() -> None:
     """event_retention bounds stored events and finished runs; events of active runs stay."""
     client = make_client(event_retention=20)
     gate = anyio.Event()
+    holding = anyio.Event()
 
     @client.create_function(fn_id="hold", trigger=on("app/hold"))
     async def hold(ctx: eventbus.Context) -> str:
+        holding.set()
         await gate.wait()
         return "released"
 
@@ -218,7 +220,7 @@ async def test_history_is_bounded_but_keeps_active_runs() -> None:
 
     async with client:
         (held,) = await client.send({"name": "app/hold"})
-        await anyio.lowlevel.checkpoint()  # let the gated run start
+        await holding.wait()  # the gated run has started
         for _ in range(10):
             await client.send([{"name": "app/quick"}] * 10)
             await anyio.lowlevel.checkpoint()
