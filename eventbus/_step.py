@@ -509,6 +509,7 @@ class Group:
         results: list[Any] = [None] * count
         outcomes: list[str] = ["pending"] * count
         errors: list[BaseException | None] = [None] * count
+        aborts: list[BaseException] = []
         last: list[StepRecord | None] = [None] * count
 
         async def branch(index: int) -> None:
@@ -518,8 +519,11 @@ class Group:
                 outcomes[index] = "done"
             except Interrupt:
                 outcomes[index] = "suspended"
-            except (FailRun, CancelRun):
-                raise
+            except (FailRun, CancelRun) as exc:
+                # Not raised here: a task group would wrap it. The other branches stop at
+                # their next step (cancellation) or finish (limits); then it is raised.
+                outcomes[index] = "aborted"
+                aborts.append(exc)
             except Exception as exc:
                 outcomes[index] = "error"
                 errors[index] = exc
@@ -529,6 +533,8 @@ class Group:
         async with anyio.create_task_group() as tg:
             for index in range(count):
                 tg.start_soon(branch, index)
+        if aborts:
+            raise aborts[0]
 
         if parallel_mode is ParallelMode.RACE:
             journal_order = {key: n for n, key in enumerate(self._run.journal)}

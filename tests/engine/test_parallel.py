@@ -171,3 +171,65 @@ async def test_bad_parallel_arguments(call: Any, message: str) -> None:
     assert run.attempts == 1
     assert run.error is not None
     assert message in run.error["message"]
+
+
+async def test_cancelling_during_parallel_steps() -> None:
+    """A run cancelled while a parallel branch's step runs ends CANCELLED at the next step."""
+    import anyio
+
+    client = make_client()
+    started = anyio.Event()
+    release = anyio.Event()
+    cancelled = anyio.Event()
+    ran: list[str] = []
+
+    async def slow() -> str:
+        started.set()
+        await release.wait()
+        return "slow"
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> Any:
+        async def second_branch() -> str:
+            await ctx.step.run("first", lambda: ran.append("first"))
+            await cancelled.wait()
+            await ctx.step.run("second", lambda: ran.append("second"))  # after the cancel
+            return "done"
+
+        return await ctx.group.parallel((lambda: ctx.step.run("slow", slow), second_branch))
+
+    async with client:
+        (event_id,) = await client.send({"name": "app/e"})
+        await started.wait()
+        (run,) = client.runs(event_id=event_id)
+        assert client.cancel(run.run_id)
+        cancelled.set()
+        release.set()
+        await client.settle()
+    assert run.status is eventbus.RunStatus.CANCELLED
+    assert ran == ["first"]
+    # The step running when the cancel came finished; no step started after it.
+    assert sorted((s.id, s.status.name) for s in run.steps) == [
+        ("first", "COMPLETED"),
+        ("slow", "COMPLETED"),
+    ]
+
+
+async def test_step_limit_inside_parallel_fails_the_run() -> None:
+    """Exceeding the step limit inside a branch fails the run cleanly."""
+    from eventbus._step import MAX_STEPS
+
+    client = make_client()
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> Any:
+        async def many() -> None:
+            for _ in range(MAX_STEPS + 1):
+                await ctx.step.run("s", lambda: None)
+
+        return await ctx.group.parallel((many, lambda: ctx.step.run("one", lambda: 1)))
+
+    run = await run_one(client)
+    assert run.status is eventbus.RunStatus.FAILED
+    assert run.error is not None
+    assert "limit of 1000 steps" in run.error["message"]
