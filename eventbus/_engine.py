@@ -88,7 +88,7 @@ def backoff_ms(attempt: int, rng: random.Random) -> int:
 class Pause:
     """A run waiting in ``wait_for_event`` (an expression) or ``invoke`` (a correlation id)."""
 
-    __slots__ = ("cancels", "correlation_id", "done", "expression", "record", "run")
+    __slots__ = ("cancels", "correlation_id", "done", "expression", "record", "run", "timer")
 
     def __init__(
         self,
@@ -105,6 +105,7 @@ class Pause:
         self.correlation_id = correlation_id
         self.cancels = cancels  # a cancel rule, not a step waiting
         self.done = False
+        self.timer: int | None = None
 
 
 class Engine:
@@ -148,10 +149,11 @@ class Engine:
         self._wake = anyio.Event()
         self._wake_pending = False
         self._settled: anyio.Event | None = None
-        self._timers: list[tuple[int, int, Callable[[], None]]] = []
+        self._timers: list[tuple[int, int, Callable[[], None], Run]] = []
         self._pauses: dict[str, list[Pause]] = {}
         self._run_pauses: dict[str, list[tuple[str, Pause]]] = {}
         self._timer_seq = 0
+        self._dead_timers: set[int] = set()
         self._timer_changed: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._thread: int | None = None
@@ -283,7 +285,7 @@ class Engine:
                 self._arm(run, now)
             if stored.ts is not None and stored.ts > now:
                 # Inngest schedules runs of future-dated events at their ts.
-                self._add_timer(stored.ts, functools.partial(self._enqueue, run))
+                self._add_timer(run, stored.ts, functools.partial(self._enqueue, run))
             else:
                 self._enqueue(run)
 
@@ -303,6 +305,9 @@ class Engine:
     def _release_run(self, run: Run) -> None:
         if run.run_id in self._run_pauses:
             self._drop_pauses(run)
+        if run._timers:
+            self._dead_timers.update(run._timers)
+            run._timers.clear()
         pins = self._pins
         for event in run.events:
             key = event.internal_id
@@ -417,26 +422,49 @@ class Engine:
                 if self._settled is None:
                     self._settled = anyio.Event()
                 await self._settled.wait()
-            if not advance_time or not self._timers:
+            due = self._next_timer() if advance_time else None
+            if due is None:
                 return
             assert isinstance(self.clock, VirtualClock)
-            self.clock.advance_to_ms(self._timers[0][0])
+            self.clock.advance_to_ms(due)
             self._fire_due()
 
     # ------------------------------------------------------------------ timers
 
-    def _add_timer(self, due_ms: int, callback: Callable[[], None]) -> None:
+    def _add_timer(self, run: Run, due_ms: int, callback: Callable[[], None]) -> int:
+        """Call ``callback`` at ``due_ms``; every timer belongs to a run and dies with it."""
         self._timer_seq += 1
-        heapq.heappush(self._timers, (due_ms, self._timer_seq, callback))
-        if self._timers[0][1] == self._timer_seq and self._timer_changed is not None:
+        seq = self._timer_seq
+        heapq.heappush(self._timers, (due_ms, seq, callback, run))
+        run._timers.add(seq)
+        if self._timers[0][1] == seq and self._timer_changed is not None:
             self._timer_changed.set()
+        return seq
+
+    def _cancel_timer(self, run: Run, seq: int) -> None:
+        if seq in run._timers:
+            run._timers.discard(seq)
+            self._dead_timers.add(seq)
+
+    def _next_timer(self) -> int | None:
+        """The due time of the earliest live timer (dead ones are dropped on the way)."""
+        timers = self._timers
+        dead = self._dead_timers
+        while timers and timers[0][1] in dead:
+            dead.discard(heapq.heappop(timers)[1])
+        return timers[0][0] if timers else None
 
     def _fire_due(self) -> None:
         timers = self._timers
+        dead = self._dead_timers
         now = self.clock.now_ms()
         while timers and timers[0][0] <= now:
-            _, _, callback = heapq.heappop(timers)
-            callback()
+            _, seq, callback, run = heapq.heappop(timers)
+            if seq in dead:
+                dead.discard(seq)
+            else:
+                run._timers.discard(seq)
+                callback()
 
     def _on_clock_advance(self) -> None:
         if threading.get_ident() == self._thread:
@@ -450,8 +478,9 @@ class Engine:
         while True:
             self._fire_due()
             delay = math.inf
-            if self._timers:
-                delay = max(0.0, (self._timers[0][0] - self.clock.now_ms()) / 1000)
+            due = self._next_timer()
+            if due is not None:
+                delay = max(0.0, (due - self.clock.now_ms()) / 1000)
             self._timer_changed = anyio.Event()
             with anyio.move_on_after(delay):
                 await self._timer_changed.wait()
@@ -473,7 +502,7 @@ class Engine:
             timeouts = function.timeouts
             if timeouts is not None and timeouts.finish_ms is not None:
                 self._add_timer(
-                    now + timeouts.finish_ms, functools.partial(self._finish_timeout, run)
+                    run, now + timeouts.finish_ms, functools.partial(self._finish_timeout, run)
                 )
         if run.attempts == 0 or run._body_retry:
             run.attempts += 1
@@ -569,13 +598,13 @@ class Engine:
             record.error["message"],
             delay / 1000,
         )
-        self._add_timer(self.clock.now_ms() + delay, functools.partial(self._enqueue, run))
+        self._add_timer(run, self.clock.now_ms() + delay, functools.partial(self._enqueue, run))
 
     def sleep_step(self, run: Run, record: StepRecord) -> None:
         """Suspend ``run`` until its sleep step ends."""
         run.status = RunStatus.SLEEPING
         assert record.wake_ms is not None
-        self._add_timer(record.wake_ms, functools.partial(self._end_sleep, run, record))
+        self._add_timer(run, record.wake_ms, functools.partial(self._end_sleep, run, record))
 
     def wait_step(
         self, run: Run, record: StepRecord, name: str, expression: CompiledExpression | None
@@ -585,7 +614,9 @@ class Engine:
         pause = Pause(run, record, expression)
         self._add_pause(name, pause)
         assert record.wake_ms is not None
-        self._add_timer(record.wake_ms, functools.partial(self._time_out, name, pause))
+        pause.timer = self._add_timer(
+            run, record.wake_ms, functools.partial(self._time_out, name, pause)
+        )
 
     def invoke_step(
         self, run: Run, record: StepRecord, target: Function, data: dict[str, Any]
@@ -597,7 +628,9 @@ class Engine:
         pause = Pause(run, record, None, correlation_id)
         self._add_pause(FINISHED_EVENT, pause)
         assert record.wake_ms is not None
-        self._add_timer(record.wake_ms, functools.partial(self._time_out, FINISHED_EVENT, pause))
+        pause.timer = self._add_timer(
+            run, record.wake_ms, functools.partial(self._time_out, FINISHED_EVENT, pause)
+        )
         now = self.clock.now_ms()
         data["_inngest"] = {
             "fn_id": target.id,
@@ -653,12 +686,14 @@ class Engine:
         for rule in function.cancel:
             pause = Pause(run, None, rule.compiled, cancels=True)
             self._add_pause(rule.event, pause)
-            self._add_timer(
-                now + rule.timeout_ms, functools.partial(self._time_out, rule.event, pause)
+            pause.timer = self._add_timer(
+                run, now + rule.timeout_ms, functools.partial(self._time_out, rule.event, pause)
             )
         timeouts = function.timeouts
         if timeouts is not None and timeouts.start_ms is not None:
-            self._add_timer(now + timeouts.start_ms, functools.partial(self._start_timeout, run))
+            self._add_timer(
+                run, now + timeouts.start_ms, functools.partial(self._start_timeout, run)
+            )
 
     def _start_timeout(self, run: Run) -> None:
         if run._started_ms is None:
@@ -704,6 +739,8 @@ class Engine:
 
     def _remove_pause(self, name: str, pause: Pause) -> None:
         pause.done = True
+        if pause.timer is not None:
+            self._cancel_timer(pause.run, pause.timer)
         waiting = self._pauses[name]
         waiting.remove(pause)
         if not waiting:
@@ -793,7 +830,7 @@ class Engine:
             exc,
             delay / 1000,
         )
-        self._add_timer(self.clock.now_ms() + delay, functools.partial(self._enqueue, run))
+        self._add_timer(run, self.clock.now_ms() + delay, functools.partial(self._enqueue, run))
 
     def _complete(self, run: Run, output: Any) -> None:
         run.status = RunStatus.COMPLETED

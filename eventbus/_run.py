@@ -132,6 +132,7 @@ class Run:
         "_rerun",
         "_scheduled",
         "_started_ms",
+        "_timers",
         "attempts",
         "error",
         "events",
@@ -159,6 +160,7 @@ class Run:
         self.next_attempt = 0
         self._body_retry = False
         self._cancel_requested = False
+        self._timers: set[int] = set()  # pending engine timers, cancelled when the run ends
         self._scheduled = False  # queued or executing
         self._executing = False
         self._rerun = False

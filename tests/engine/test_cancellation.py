@@ -226,3 +226,30 @@ def test_bad_cancel_values(build: Any, match: str) -> None:
     """Cancel and Timeouts validate at construction."""
     with pytest.raises(eventbus.FunctionConfigError, match=match):
         build()
+
+
+async def test_advance_time_does_not_jump_to_timers_of_ended_runs() -> None:
+    """settle(advance_time=True) stops when work is done, not at a dead year-long timer."""
+    rule = eventbus.Cancel(event="shop/order.cancelled")  # expires after 365 days
+    client, _ = order_client(cancel=[rule], timeouts=eventbus.Timeouts(finish="30d"))
+    clock = client.clock
+    start = clock.now()
+    async with client:
+        (order,) = await client.send({"name": "shop/order.created"})
+        await client.settle(advance_time=True)
+    assert client.runs(event_id=order)[0].output == "shipped"
+    assert clock.now() - start == datetime.timedelta(days=1)  # the sleep, nothing more
+
+
+async def test_ended_runs_leave_no_timers_behind() -> None:
+    """Timers of ended runs are dropped, so the engine's timer state does not grow."""
+    rule = eventbus.Cancel(event="shop/order.cancelled")
+    client, _ = order_client(cancel=[rule])
+    async with client:
+        for _ in range(20):
+            await client.send({"name": "shop/order.created"})
+        await client.settle(advance_time=True)
+        engine = client.engine
+        assert engine._next_timer() is None
+        assert not engine._dead_timers
+        assert all(not run._timers for run in client.runs())
