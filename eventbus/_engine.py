@@ -68,6 +68,7 @@ MAX_IDLE_WORKERS = 8
 SYNC_THREADS = 40
 YIELD_EVERY = 64
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
+_END_EVENTS = {RunStatus.FAILED: FAILED_EVENT, RunStatus.CANCELLED: CANCELLED_EVENT}
 AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
 
@@ -725,13 +726,7 @@ class Engine:
         run._ended_ms = now = self.clock.now_ms()
         self._release_run(run)
         self.logger.info("run %s of %s was cancelled", run.run_id, run.function.id)
-        if run.events[0].name not in _SYSTEM_NAMES:
-            data = self._finish_payload(run, "Cancelled")
-            data["error"] = run.error
-            self._emit(FINISHED_EVENT, data, now)
-            cancelled = self._finish_payload(run, "Cancelled")
-            cancelled["error"] = run.error
-            self._emit(CANCELLED_EVENT, cancelled, now, event_id=run.run_id)
+        self._announce_end(run, now)
 
     def _add_pause(self, name: str, pause: Pause) -> None:
         self._pauses.setdefault(name, []).append(pause)
@@ -838,10 +833,7 @@ class Engine:
         run.error = None
         run._ended_ms = now = self.clock.now_ms()
         self._release_run(run)
-        if run.events[0].name not in _SYSTEM_NAMES:
-            data = self._finish_payload(run, "Completed")
-            data["result"] = output
-            self._emit(FINISHED_EVENT, data, now)
+        self._announce_end(run, now)
 
     def _fail(self, run: Run, exc: BaseException) -> None:
         run.status = RunStatus.FAILED
@@ -857,13 +849,27 @@ class Engine:
                 run.error["name"],
                 run.error["message"],
             )
-        if run.events[0].name not in _SYSTEM_NAMES:
-            data = self._finish_payload(run, "Failed")
-            data["error"] = run.error
-            self._emit(FINISHED_EVENT, data, now)
-            failed = self._finish_payload(run, "Failed")
-            failed["error"] = run.error
-            self._emit(FAILED_EVENT, failed, now, event_id=run.run_id)
+        self._announce_end(run, now)
+
+    def _announce_end(self, run: Run, now: int) -> None:
+        """Send inngest/function.finished, plus .failed or .cancelled, for an ended run.
+
+        Runs started by these system events announce nothing (no recursion).
+        """
+        if run.events[0].name in _SYSTEM_NAMES:
+            return
+        status = run.status.value  # "Completed", "Failed" or "Cancelled", as Inngest says
+        finished = self._finish_payload(run, status)
+        if run.status is RunStatus.COMPLETED:
+            finished["result"] = run.output
+        else:
+            finished["error"] = run.error
+        self._emit(FINISHED_EVENT, finished, now)
+        extra = _END_EVENTS.get(run.status)
+        if extra is not None:
+            payload = self._finish_payload(run, status)
+            payload["error"] = run.error
+            self._emit(extra, payload, now, event_id=run.run_id)  # its id is the run id
 
     @staticmethod
     def _finish_payload(run: Run, status: str) -> dict[str, Any]:
