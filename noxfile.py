@@ -27,7 +27,7 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("-e", ".[test,lint]")
-    session.run("mypy", "eventbus")
+    session.run("mypy", "eventbus", "eventbus_pytest.py")
 
 
 @nox.session

@@ -86,6 +86,36 @@ def backoff_ms(attempt: int, rng: random.Random) -> int:
     return BACKOFF_MS[min(attempt, len(BACKOFF_MS) - 1)] + rng.randint(0, MAX_JITTER_MS)
 
 
+class Harness:
+    """What eventbus.testing attaches to an engine: mocks, capture, and records.
+
+    The engine consults it only when it is set, so production engines pay nothing.
+    """
+
+    def __init__(self) -> None:
+        #: (function id, step id) -> a value, or a callable taking the step's arguments.
+        self.step_mocks: dict[tuple[str, str], Any] = {}
+        #: function id -> runs recorded but not executed (capture mode).
+        self.captured: dict[str, list[Run]] = {}
+        #: event internal id -> [(function id, decision, detail)] (see explain()).
+        self.decisions: dict[str, list[tuple[str, str, str]]] = {}
+        #: user event id -> internal id of the first event with it (for explain()).
+        self.first_with_id: dict[str, str] = {}
+        #: every step.run execution: (function id, run id, step id, args, kwargs, outcome).
+        self.step_calls: list[dict[str, Any]] = []
+        #: event internal id -> function id that sent it with step.send_event.
+        self.sent_by: dict[str, str] = {}
+
+    def mock_for(self, function_id: str, step_key: str) -> tuple[bool, Any]:
+        mocks = self.step_mocks
+        if (function_id, step_key) in mocks:
+            return True, mocks[function_id, step_key]
+        base = step_key.split(":", 1)[0]
+        if (function_id, base) in mocks:
+            return True, mocks[function_id, base]
+        return False, None
+
+
 class Pause:
     """A run waiting in ``wait_for_event`` (an expression) or ``invoke`` (a correlation id)."""
 
@@ -124,6 +154,8 @@ class Engine:
     ) -> None:
         self.registry = registry
         self._send = send
+        #: Set by eventbus.testing: step mocks, captured functions, and a recorder.
+        self.harness: Harness | None = None
         self.clock = clock
         self.logger = logger
         self.event_retention = event_retention
@@ -217,6 +249,16 @@ class Engine:
             if "_inngest" in data:
                 del data["_inngest"]
             duplicate = bool(user_id) and seen(user_id, now)
+            harness = self.harness
+            if harness is not None and user_id:
+                if duplicate:
+                    first = harness.first_with_id.get(user_id, "?")
+                    for function in self.registry.functions.values():
+                        harness.decisions.setdefault(internal_id, []).append(
+                            (function.id, "deduplicated", first)
+                        )
+                else:
+                    harness.first_with_id[user_id] = internal_id
             stored = make_stored(
                 raw["name"],
                 data,
@@ -232,7 +274,7 @@ class Engine:
             ids.append(internal_id)
             if self._pauses:
                 self._match_pauses(stored)  # duplicates resume waits too, as on Inngest
-            if not duplicate and cache.get(stored.name) != ():
+            if not duplicate and (cache.get(stored.name) != () or harness is not None):
                 self._fan_out(stored, now)
         return ids
 
@@ -271,6 +313,9 @@ class Engine:
 
     def _fan_out(self, stored: StoredEvent, now: int) -> None:
         matches = self.registry.matching(stored.name)
+        harness = self.harness
+        if harness is not None:
+            self._explain_unmatched(stored, matches, harness)
         if not matches:
             return
         env: dict[str, Any] | None = None
@@ -279,9 +324,20 @@ class Engine:
                 if env is None:
                     env = {"event": stored.expr_view()}
                 if not any(t.matches(env) for t in triggers):
+                    if harness is not None:
+                        expressions = " | ".join(
+                            t.expression for t in triggers if t.expression is not None
+                        )
+                        harness.decisions.setdefault(stored.internal_id, []).append(
+                            (function.id, "expression false", expressions)
+                        )
                     continue
             run = Run(self._ids.new(now), function, (stored,))
             self._record_run(run)
+            if harness is not None:
+                harness.decisions.setdefault(stored.internal_id, []).append(
+                    (function.id, "started run", run.run_id)
+                )
             if function.cancel or function.timeouts:
                 self._arm(run, now)
             if stored.ts is not None and stored.ts > now:
@@ -289,6 +345,20 @@ class Engine:
                 self._add_timer(run, stored.ts, functools.partial(self._enqueue, run))
             else:
                 self._enqueue(run)
+
+    def _explain_unmatched(
+        self,
+        stored: StoredEvent,
+        matches: tuple[tuple[Function, tuple[Any, ...]], ...],
+        harness: Harness,
+    ) -> None:
+        matched = {function.id for function, _ in matches}
+        for function in self.registry.functions.values():
+            if function.id not in matched:
+                triggers = ", ".join(t.event for t in function.triggers) or "none (invoke only)"
+                harness.decisions.setdefault(stored.internal_id, []).append(
+                    (function.id, "no trigger matched", triggers)
+                )
 
     def _record_run(self, run: Run) -> None:
         self._runs[run.run_id] = run
@@ -353,6 +423,10 @@ class Engine:
         if run._scheduled:
             if run._executing:
                 run._rerun = True  # woken while executing: run again right after
+            return
+        harness = self.harness
+        if harness is not None and run.function.id in harness.captured and run.attempts == 0:
+            harness.captured[run.function.id].append(run)  # capture mode: recorded, not run
             return
         run._scheduled = True
         self._ready.append(run)

@@ -264,7 +264,52 @@ class Step:
         exactly what a real backend would return.
         """
         key = self._key(step_id)
-        return await self._execute(key, "run", lambda: fn(*args, **kwargs))  # type: ignore[no-any-return]
+        harness = self._engine.harness
+        if harness is None:
+            return await self._execute(key, "run", lambda: fn(*args, **kwargs))  # type: ignore[no-any-return]
+        mocked, mock = harness.mock_for(self._run.function.id, key)
+        if mocked:
+            target: Callable[..., Any] = mock if callable(mock) else (lambda *a, **k: mock)
+        else:
+            target = fn
+        function_id, run_id = self._run.function.id, self._run.run_id
+        last = [-1]
+
+        def call() -> Any:
+            # One record per attempt (replays of a memoized step make none).
+            harness.step_calls.append(
+                {
+                    "function_id": function_id,
+                    "run_id": run_id,
+                    "step_id": key,
+                    "args": args,
+                    "kwargs": kwargs,
+                    "mocked": mocked,
+                }
+            )
+            index = last[0] = len(harness.step_calls) - 1
+            try:
+                value = target(*args, **kwargs)
+            except Exception as exc:
+                harness.step_calls[index]["error"] = exc
+                raise
+            if not inspect.isawaitable(value):
+                return value
+            awaitable = value
+
+            async def awaited() -> Any:
+                try:
+                    return await awaitable
+                except Exception as exc:
+                    harness.step_calls[index]["error"] = exc
+                    raise
+
+            return awaited()
+
+        result = await self._execute(key, "run", call)
+        if last[0] >= 0:
+            harness.step_calls[last[0]]["result"] = result
+        return result  # type: ignore[no-any-return]
 
     async def sleep(self, step_id: str, duration: datetime.timedelta | int | str) -> None:
         """Suspend the run for ``duration`` (timedelta, int milliseconds or ``"1h30m"``).
@@ -364,6 +409,15 @@ class Step:
                 ) from None
         record = self._new_record(key, "wait_for_event")
         record.attempts = 1
+        harness = self._engine.harness
+        if harness is not None:
+            mocked, mock = harness.mock_for(self._run.function.id, key)
+            if mocked:
+                value = mock() if callable(mock) else mock
+                if value is not None and not isinstance(value, Event):
+                    value = Event.from_dict(value)
+                self._complete(record, None if value is None else value.to_dict())
+                return value  # type: ignore[no-any-return]
         record.status = StepStatus.WAITING
         record.wake_ms = self._engine.clock.now_ms() + ms
         self._engine.wait_step(self._run, record, event, compiled)
@@ -437,6 +491,17 @@ class Step:
         record = self._new_record(key, "invoke")
         record.attempts = 1
         engine = self._engine
+        harness = engine.harness
+        if harness is not None:
+            mocked, mock = harness.mock_for(self._run.function.id, key)
+            if mocked:
+                try:
+                    value = mock(dict(data or {})) if callable(mock) else mock
+                    output = json.loads(_ENCODER.encode(value))
+                except Exception as exc:
+                    raise self._fail(record, exc) from exc
+                self._complete(record, output)
+                return output
         target = engine.registry.functions.get(target_id)
         if target is None:
             raise self._fail(
@@ -458,7 +523,12 @@ class Step:
         """Send events as a step: on retries and replays they are not sent again, and the
         same ids are returned."""
         key = self._key(step_id)
-        return await self._execute(key, "send_event", lambda: self._engine.send_events(events))  # type: ignore[no-any-return]
+        engine = self._engine
+        ids = await self._execute(key, "send_event", lambda: engine.send_events(events))
+        if engine.harness is not None:
+            for event_id in ids:
+                engine.harness.sent_by.setdefault(event_id, self._run.function.id)
+        return ids  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<Step tools run={self._run.run_id!r} journal={len(self._run.journal)}>"

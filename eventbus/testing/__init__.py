@@ -1,0 +1,329 @@
+"""Test event-driven code with the real engine, in-process, on a virtual clock.
+
+::
+
+    async with eventbus.testing.running(client) as bus:   # a fresh engine for this test
+        await client.send({"name": "shop/order.created", "data": {"id": 1}})
+        await bus.settle(advance_time=True)                # a week of sleeps, instantly
+        bus.assert_ran("checkout")
+
+``running`` starts a new engine over the functions already registered on ``client`` (a
+module-level client is fine), with a :class:`~eventbus.VirtualClock` unless a clock is
+given, and fresh state. While the block runs, ``client.send`` from this task and every
+task it starts goes to that engine, so tests running one after another or concurrently
+never share anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import attrs
+
+from .._client import ROUTES, Inngest
+from .._clock import Clock, VirtualClock
+from .._engine import Engine, Harness
+from .._errors import UsageError
+from .._event import EventBatch, StoredEvent, prepare_batch
+from .._function import Function
+from .._run import Run, RunStatus
+
+__all__ = ("Bus", "Decision", "StepCall", "running")
+
+
+@attrs.frozen
+class Decision:
+    """What the engine decided for one function when an event arrived (see ``explain``)."""
+
+    function_id: str
+    #: "started run", "no trigger matched", "expression false" or "deduplicated".
+    decision: str
+    #: The run id, the function's triggers, the expression, or the first event's id.
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.function_id}: {self.decision} ({self.detail})"
+
+
+@attrs.frozen
+class StepCall:
+    """One execution of a ``step.run`` (replays of a memoized step are not calls)."""
+
+    function_id: str
+    run_id: str
+    step_id: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    mocked: bool
+    #: The JSON result, when the call succeeded.
+    result: Any = None
+    #: The exception it raised, when it failed.
+    error: BaseException | None = None
+
+
+class Bus:
+    """A running test engine: send, move time, mock steps, and assert on what happened."""
+
+    def __init__(self, client: Inngest, engine: Engine, seed: int | None) -> None:
+        self.client = client
+        self.engine = engine
+        self.seed = seed
+        self._harness = engine.harness or Harness()
+
+    # ------------------------------------------------------------------ driving
+
+    @property
+    def clock(self) -> Clock:
+        """The engine's clock (a VirtualClock unless another was given)."""
+        return self.engine.clock
+
+    def _ingest(self, batch: EventBatch) -> list[str]:
+        return self.engine.ingest(batch.decoded)
+
+    async def send(self, events: Any) -> list[str]:
+        """Send events to this engine (the same as ``client.send`` inside ``running``)."""
+        batch = prepare_batch(
+            events,
+            max_events=self.client.max_events_per_request,
+            max_bytes=self.client.max_request_bytes,
+        )
+        return self._ingest(batch) if batch.decoded else []
+
+    async def settle(self, *, advance_time: bool = False) -> None:
+        """Wait until nothing is running or queued; with ``advance_time=True`` also jump
+        the virtual clock through every timer (sleeps, waits, retries) until none is left."""
+        await self.engine.settle(advance_time=advance_time)
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run (see ``Inngest.cancel``)."""
+        run = self.engine.get_run(run_id)
+        if run is None:
+            raise UsageError(f"no run {run_id!r} in this test engine")
+        return self.engine.cancel_run(run)
+
+    # ------------------------------------------------------------------ ids
+
+    def function_id(self, function: str | Function) -> str:
+        """The full id for a ``Function``, a full id, or a ``fn_id`` of this client."""
+        if isinstance(function, Function):
+            return function.id
+        functions = self.engine.registry.functions
+        if function in functions:
+            return function
+        full = f"{self.client.app_id}-{function}"
+        if full in functions:
+            return full
+        known = ", ".join(sorted(f.local_id for f in functions.values()))
+        raise UsageError(f"no function {function!r} on this client; known fn_ids: {known}")
+
+    # ------------------------------------------------------------------ mocks
+
+    def mock_step(self, function: str | Function, step_id: str, value: Any) -> None:
+        """Replace a step of ``function`` in this engine.
+
+        For ``step.run`` a callable receives the step's real arguments (so a test can
+        assert on them) and its return value is the step's; raising makes the step fail,
+        with the engine's real retries. A plain value is returned as is. For
+        ``wait_for_event`` give an Event (or mapping) or ``None`` for a timeout; for
+        ``invoke`` the target's output, or a callable receiving ``data``. ``step_id``
+        matches every reuse of the id in a run (``"item"`` covers ``"item:1"``).
+        """
+        self._harness.step_mocks[self.function_id(function), step_id] = value
+
+    def clear_mocks(self) -> None:
+        """Remove every step mock."""
+        self._harness.step_mocks.clear()
+
+    # ------------------------------------------------------------------ capture
+
+    def capture(self, function: str | Function) -> None:
+        """Record the runs of ``function`` without executing them, until ``drain``."""
+        self._harness.captured.setdefault(self.function_id(function), [])
+
+    def captured(self, function: str | Function) -> list[Run]:
+        """The runs captured for ``function`` and not yet drained (their ``.events``)."""
+        return list(self._harness.captured.get(self.function_id(function), ()))
+
+    def clear_captured(self, function: str | Function) -> None:
+        """Forget the captured runs of ``function`` (they are cancelled)."""
+        for run in self._harness.captured.get(self.function_id(function), []):
+            self.engine.cancel_run(run)
+        self._harness.captured.get(self.function_id(function), []).clear()
+
+    async def drain(self, function: str | Function, *, advance_time: bool = False) -> list[Run]:
+        """Execute the captured runs of ``function`` and stop capturing it; returns them."""
+        function_id = self.function_id(function)
+        runs = self._harness.captured.pop(function_id, [])
+        for run in runs:
+            self.engine._enqueue(run)
+        await self.settle(advance_time=advance_time)
+        return runs
+
+    # ------------------------------------------------------------------ records
+
+    def events(self, name: str | None = None) -> list[StoredEvent]:
+        """Stored events, oldest first (system events included)."""
+        return self.engine.events(name)
+
+    def get_event(self, event_id: str) -> StoredEvent | None:
+        return self.engine.get_event(event_id)
+
+    def runs(
+        self,
+        function: str | Function | None = None,
+        *,
+        event_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[Run]:
+        """Runs, oldest first; ``function`` may be a Function, a full id or a fn_id."""
+        function_id = None if function is None else self.function_id(function)
+        return self.engine.runs(function_id=function_id, event_id=event_id, status=status)
+
+    def get_run(self, run_id: str) -> Run | None:
+        return self.engine.get_run(run_id)
+
+    def outputs(self, function: str | Function) -> list[Any]:
+        """The outputs of the completed runs of ``function``, oldest first."""
+        return [run.output for run in self.runs(function, status=RunStatus.COMPLETED)]
+
+    def sent(
+        self, name: str | None = None, *, by: str | Function | None = None
+    ) -> list[StoredEvent]:
+        """Events sent (not system events), optionally by name and by the function that
+        sent them with ``step.send_event``."""
+        events = [e for e in self.engine.events(name) if not e.name.startswith("inngest/")]
+        if by is not None:
+            function_id = self.function_id(by)
+            sent_by = self._harness.sent_by
+            events = [e for e in events if sent_by.get(e.internal_id) == function_id]
+        return events
+
+    def step_calls(
+        self, function: str | Function | None = None, step_id: str | None = None
+    ) -> list[StepCall]:
+        """Executions of ``step.run`` with their arguments and results (replays excluded)."""
+        function_id = None if function is None else self.function_id(function)
+        calls = []
+        for call in self._harness.step_calls:
+            if function_id is not None and call["function_id"] != function_id:
+                continue
+            if step_id is not None and call["step_id"].split(":", 1)[0] != step_id:
+                continue
+            calls.append(
+                StepCall(
+                    function_id=call["function_id"],
+                    run_id=call["run_id"],
+                    step_id=call["step_id"],
+                    args=tuple(call["args"]),
+                    kwargs=dict(call["kwargs"]),
+                    mocked=call["mocked"],
+                    result=call.get("result"),
+                    error=call.get("error"),
+                )
+            )
+        return calls
+
+    def explain(self, event_id: str) -> list[Decision]:
+        """For every function, what the engine decided when this event arrived."""
+        return [Decision(*entry) for entry in self._harness.decisions.get(event_id, ())]
+
+    # ------------------------------------------------------------------ assertions
+
+    def assert_sent(
+        self,
+        name: str,
+        *,
+        by: str | Function | None = None,
+        count: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> list[StoredEvent]:
+        """Assert events named ``name`` were sent (``count`` of them, with ``data`` a subset
+        of their data); returns them. The failure message lists what was sent."""
+        found = self.sent(name, by=by)
+        if data is not None:
+            found = [e for e in found if all(e.data.get(k) == v for k, v in data.items())]
+        if (count is None and not found) or (count is not None and len(found) != count):
+            wanted = "some" if count is None else str(count)
+            raise AssertionError(
+                f"expected {wanted} {name!r} event(s)"
+                + (f" with data {data!r}" if data else "")
+                + (f" sent by {by!r}" if by else "")
+                + f", found {len(found)}\n{self.report()}"
+            )
+        return found
+
+    def assert_ran(
+        self,
+        function: str | Function,
+        *,
+        count: int | None = None,
+        status: RunStatus | None = RunStatus.COMPLETED,
+    ) -> list[Run]:
+        """Assert ``function`` has runs (``count`` of them) with ``status``; returns them."""
+        found = self.runs(function, status=status)
+        if (count is None and not found) or (count is not None and len(found) != count):
+            wanted = "some" if count is None else str(count)
+            state = "" if status is None else f" {status.name}"
+            raise AssertionError(
+                f"expected {wanted}{state} run(s) of {self.function_id(function)!r}, "
+                f"found {len(found)}\n{self.report()}"
+            )
+        return found
+
+    def report(self) -> str:
+        """Runs (with their steps) and events so far, for failure messages."""
+        lines = [f"eventbus test engine (seed={self.seed}, clock={self.clock!r})"]
+        runs = self.engine.runs()
+        lines.append(f"runs ({len(runs)}):")
+        for run in runs[-50:]:
+            lines.append(f"  {run!r} event={run.event.name!r}")
+            lines.extend(f"    {step!r}" for step in run.steps)
+        events = self.engine.events()
+        lines.append(f"events ({len(events)}):")
+        lines.extend(f"  {event!r}" for event in events[-50:])
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<eventbus.testing.Bus app_id={self.client.app_id!r} clock={self.clock!r}>"
+
+
+@contextlib.asynccontextmanager
+async def running(
+    client: Inngest, clock: Clock | None = None, seed: int | None = None
+) -> AsyncIterator[Bus]:
+    """Run a fresh engine for ``client``'s functions for the length of the block.
+
+    ``clock`` defaults to a new :class:`VirtualClock`; ``seed`` makes retry jitter
+    reproducible. Inside the block ``client.send`` (from this task and every task it
+    starts, handlers included) goes to this engine; leaving the block waits for runs
+    already queued, then stops the engine.
+    """
+    if not isinstance(client, Inngest):
+        raise UsageError(f"running() takes an eventbus.Inngest client, got {client!r}")
+    engine = Engine(
+        registry=client._registry,
+        clock=clock if clock is not None else VirtualClock(),
+        logger=client.logger,
+        event_retention=client.event_retention,
+        seed=seed,
+        send=client.send,
+    )
+    engine.harness = Harness()
+    bus = Bus(client, engine, seed)
+    routes: dict[Inngest, Callable[[EventBatch], list[str]]] = dict(ROUTES.get() or {})
+    routes[client] = bus._ingest
+    token = ROUTES.set(routes)
+    try:
+        async with anyio.create_task_group() as tg:
+            engine.start(tg)
+            try:
+                yield bus
+                await engine.settle()
+            finally:
+                engine.stop()
+                tg.cancel_scope.cancel()
+    finally:
+        ROUTES.reset(token)

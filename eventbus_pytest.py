@@ -1,0 +1,77 @@
+"""The eventbus pytest plugin, registered through the ``pytest11`` entry point.
+
+It imports eventbus only when a fixture is used, so installing eventbus costs test
+suites nothing (and coverage of eventbus itself stays exact).
+
+Fixtures:
+
+* ``eventbus_clock``: a fresh ``eventbus.VirtualClock``.
+* ``eventbus_bus``: a running test engine (``eventbus.testing.running``) for the client
+  your ``eventbus_client`` fixture returns, on ``eventbus_clock``, seeded with
+  ``eventbus_seed``. Use it from ``@pytest.mark.anyio`` tests.
+
+When a test that used ``eventbus_bus`` fails, its report gains an "eventbus" section
+listing the runs, their steps and the events, with the seed to replay it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    import eventbus
+    from eventbus.testing import Bus
+
+_BUS_KEY = pytest.StashKey["Bus"]()
+
+
+@pytest.fixture
+def eventbus_clock() -> eventbus.VirtualClock:
+    """A fresh virtual clock (2025-01-01T00:00Z); move it with ``.advance(timedelta)``."""
+    import eventbus
+
+    return eventbus.VirtualClock()
+
+
+@pytest.fixture
+def eventbus_client() -> eventbus.Inngest:
+    """Override this fixture to return your app's ``eventbus.Inngest`` client."""
+    raise pytest.UsageError(
+        "the eventbus_bus fixture needs your client: define a fixture named eventbus_client "
+        "that returns your eventbus.Inngest (in conftest.py, for example)"
+    )
+
+
+@pytest.fixture
+def eventbus_seed() -> int | None:
+    """The seed of the test engine (override to pin it); None means unseeded."""
+    return None
+
+
+@pytest.fixture
+async def eventbus_bus(
+    eventbus_client: eventbus.Inngest,
+    eventbus_clock: eventbus.VirtualClock,
+    eventbus_seed: int | None,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Bus]:
+    """A fresh running engine for ``eventbus_client``'s functions."""
+    from eventbus.testing import running
+
+    async with running(eventbus_client, clock=eventbus_clock, seed=eventbus_seed) as bus:
+        request.node.stash[_BUS_KEY] = bus
+        yield bus
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    bus = item.stash.get(_BUS_KEY, None)
+    if bus is not None and report.failed:
+        report.sections.append(("eventbus", bus.report()))
+    return report
