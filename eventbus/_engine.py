@@ -105,6 +105,8 @@ class Harness:
         self.step_calls: list[dict[str, Any]] = []
         #: event internal id -> function id that sent it with step.send_event.
         self.sent_by: dict[str, str] = {}
+        #: If set, wait_for_event and invoke must be mocked (the mocked-runner contract).
+        self.require_stubs = False
 
     def mock_for(self, function_id: str, step_key: str) -> tuple[bool, Any]:
         mocks = self.step_mocks
@@ -359,6 +361,31 @@ class Engine:
                 harness.decisions.setdefault(stored.internal_id, []).append(
                     (function.id, "no trigger matched", triggers)
                 )
+
+    def run_function(self, function: Function, decoded: Sequence[dict[str, Any]]) -> Run:
+        """Store ``decoded`` events and start one run of ``function`` with all of them,
+        whatever its triggers (the mocked runner's ``trigger``)."""
+        now = self.clock.now_ms()
+        stored = []
+        for raw in decoded:
+            internal_id = self._ids.new(now)
+            event = make_stored(
+                raw["name"],
+                raw["data"],
+                raw["id"] or internal_id,
+                raw["ts"] or now,
+                raw["v"],
+                raw["user"],
+                internal_id,
+                now,
+                False,
+            )
+            self._store(event)
+            stored.append(event)
+        run = Run(self._ids.new(now), function, tuple(stored))
+        self._record_run(run)
+        self._enqueue(run)
+        return run
 
     def _record_run(self, run: Run) -> None:
         self._runs[run.run_id] = run
@@ -912,6 +939,7 @@ class Engine:
     def _fail(self, run: Run, exc: BaseException) -> None:
         run.status = RunStatus.FAILED
         run.error = error_info(exc)
+        run.exception = exc
         run._ended_ms = now = self.clock.now_ms()
         self._release_run(run)
         if not getattr(exc, "quiet", False):

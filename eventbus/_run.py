@@ -136,6 +136,7 @@ class Run:
         "attempts",
         "error",
         "events",
+        "exception",
         "function",
         "journal",
         "next_attempt",
@@ -151,6 +152,8 @@ class Run:
         self.status = RunStatus.QUEUED
         self.output: Any = None
         self.error: dict[str, Any] | None = None
+        #: The exception that failed the run, when it failed in this process.
+        self.exception: BaseException | None = None
         self.attempts = 0
         self._started_ms: int | None = None
         self._ended_ms: int | None = None

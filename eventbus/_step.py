@@ -75,6 +75,17 @@ _current_branch: contextvars.ContextVar[tuple[list[StepRecord | None], int] | No
 )
 
 
+class UnstubbedStepError(UsageError):
+    """The mocked runner met a ``wait_for_event`` or ``invoke`` with no stub."""
+
+    def __init__(self, step_id: str) -> None:
+        self.step_id = step_id
+        super().__init__(
+            f"step {step_id} is not stubbed: pass step_stubs={{{step_id!r}: ...}} to trigger() "
+            "(an Event or mocked.Timeout for wait_for_event, the output for invoke)"
+        )
+
+
 class CancelRun(BaseException):
     """Unwinds a handler whose run was cancelled, at the step boundary where it noticed."""
 
@@ -412,6 +423,8 @@ class Step:
         harness = self._engine.harness
         if harness is not None:
             mocked, mock = harness.mock_for(self._run.function.id, key)
+            if not mocked and harness.require_stubs:
+                raise FailRun(UnstubbedStepError(key))
             if mocked:
                 value = mock() if callable(mock) else mock
                 if value is not None and not isinstance(value, Event):
@@ -494,6 +507,8 @@ class Step:
         harness = engine.harness
         if harness is not None:
             mocked, mock = harness.mock_for(self._run.function.id, key)
+            if not mocked and harness.require_stubs:
+                raise FailRun(UnstubbedStepError(key))
             if mocked:
                 try:
                     value = mock(dict(data or {})) if callable(mock) else mock
