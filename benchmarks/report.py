@@ -81,6 +81,28 @@ def steps_table(benches: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def suite_table(benches: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| backend | eventbus `running()` tests/s | eventbus `mocked.trigger` | "
+        "inngest `mocked.trigger` | running() vs inngest |",
+        "|---|---|---|---|---|",
+    ]
+    for bench in benches:
+        info = bench["extra_info"]
+        if "peer_tests_per_s" not in info:
+            continue
+        ours = info["tests"] / bench["stats"]["median"]
+        peers = info["peer_tests_per_s"]
+        ours_mocked = peers.get("eventbus mocked.trigger")
+        theirs = peers.get("inngest mocked.trigger")
+        ratio = f"{ours / theirs:.2f}x" if theirs else "n/a"
+        lines.append(
+            f"| {info['backend']} | {ours:,.0f} | {ours_mocked or 0:,.0f} | "
+            f"{theirs or 0:,.0f} | {ratio} |"
+        )
+    return lines
+
+
 def main(argv: list[str]) -> int:
     path = Path(argv[0] if argv else ".benchmarks/latest.json")
     benches = load(path)
@@ -90,6 +112,8 @@ def main(argv: list[str]) -> int:
     print("\n".join(dedup_table(benches)))
     print()
     print("\n".join(steps_table(benches)))
+    print()
+    print("\n".join(suite_table(benches)))
     return 0
 
 
