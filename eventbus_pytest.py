@@ -9,9 +9,11 @@ Fixtures:
 * ``eventbus_bus``: a running test engine (``eventbus.testing.running``) for the client
   your ``eventbus_client`` fixture returns, on ``eventbus_clock``, seeded with
   ``eventbus_seed``. Use it from ``@pytest.mark.anyio`` tests.
+* ``eventbus_seed``: a fresh random seed per test, so scheduling orders get explored;
+  ``pytest --eventbus-seed=N`` (or overriding the fixture) pins it.
 
 When a test that used ``eventbus_bus`` fails, its report gains an "eventbus" section
-listing the runs, their steps and the events, with the seed to replay it.
+listing the runs, their steps and the events, with the seed and how to replay it.
 """
 
 from __future__ import annotations
@@ -45,10 +47,22 @@ def eventbus_client() -> eventbus.Inngest:
     )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--eventbus-seed",
+        type=int,
+        default=None,
+        help="seed for eventbus test engines (replays a failure's scheduling order)",
+    )
+
+
 @pytest.fixture
-def eventbus_seed() -> int | None:
-    """The seed of the test engine (override to pin it); None means unseeded."""
-    return None
+def eventbus_seed(request: pytest.FixtureRequest) -> int | None:
+    """The seed of the test engine: ``--eventbus-seed`` if given, else random per test."""
+    import random
+
+    pinned = request.config.getoption("eventbus_seed", None)
+    return pinned if pinned is not None else random.randrange(2**32)
 
 
 @pytest.fixture
@@ -73,5 +87,6 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = yield
     bus = item.stash.get(_BUS_KEY, None)
     if bus is not None and report.failed:
-        report.sections.append(("eventbus", bus.report()))
+        replay = f"replay with: pytest --eventbus-seed={bus.seed} {item.nodeid}"
+        report.sections.append(("eventbus", f"{bus.report()}\n{replay}"))
     return report

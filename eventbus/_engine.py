@@ -158,6 +158,9 @@ class Engine:
         self._send = send
         #: Set by eventbus.testing: step mocks, captured functions, and a recorder.
         self.harness: Harness | None = None
+        #: With a seed under eventbus.testing: shuffles runs started together and the
+        #: start order of parallel branches, reproducibly.
+        self.shuffler: random.Random | None = None
         self.clock = clock
         self.logger = logger
         self.event_retention = event_retention
@@ -321,6 +324,7 @@ class Engine:
         if not matches:
             return
         env: dict[str, Any] | None = None
+        started: list[Run] = []
         for function, triggers in matches:
             if function.has_expressions:
                 if env is None:
@@ -346,7 +350,11 @@ class Engine:
                 # Inngest schedules runs of future-dated events at their ts.
                 self._add_timer(run, stored.ts, functools.partial(self._enqueue, run))
             else:
-                self._enqueue(run)
+                started.append(run)
+        if self.shuffler is not None:
+            self.shuffler.shuffle(started)
+        for run in started:
+            self._enqueue(run)
 
     def _explain_unmatched(
         self,
@@ -613,7 +621,7 @@ class Engine:
         execution = Execution()
         step = Step(self, run, execution)
         events = run.events
-        group = Group(run, execution)
+        group = Group(self, run, execution)
         try:
             if function.is_async:
                 ctx = Context(

@@ -561,9 +561,10 @@ class ParallelMode(enum.Enum):
 class Group:
     """``ctx.group``: run steps in parallel."""
 
-    __slots__ = ("_execution", "_run")
+    __slots__ = ("_engine", "_execution", "_run")
 
-    def __init__(self, run: Run, execution: Execution) -> None:
+    def __init__(self, engine: Engine, run: Run, execution: Execution) -> None:
+        self._engine = engine
         self._run = run
         self._execution = execution
 
@@ -615,8 +616,12 @@ class Group:
             finally:
                 _current_branch.reset(token)
 
+        order = list(range(count))
+        shuffler = self._engine.shuffler
+        if shuffler is not None:
+            shuffler.shuffle(order)
         async with anyio.create_task_group() as tg:
-            for index in range(count):
+            for index in order:
                 tg.start_soon(branch, index)
         if aborts:
             raise aborts[0]

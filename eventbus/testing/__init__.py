@@ -17,6 +17,7 @@ never share anything.
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -290,16 +291,37 @@ class Bus:
         return f"<eventbus.testing.Bus app_id={self.client.app_id!r} clock={self.clock!r}>"
 
 
+def _seed_scheduler(seed: int) -> None:
+    """Make the event loop's own scheduling choices reproducible where it has any.
+
+    asyncio runs ready tasks in FIFO order already; trio picks among them at random,
+    from a generator it exposes for exactly this (its Hypothesis integration seeds it).
+    """
+    import sniffio
+
+    if sniffio.current_async_library() == "trio":
+        try:
+            from trio._core import _run as trio_run
+        except ImportError:  # pragma: no cover - a trio without that hook
+            return
+        generator = getattr(trio_run, "_r", None)
+        if isinstance(generator, random.Random):
+            generator.seed(seed)
+
+
 @contextlib.asynccontextmanager
 async def running(
     client: Inngest, clock: Clock | None = None, seed: int | None = None
 ) -> AsyncIterator[Bus]:
     """Run a fresh engine for ``client``'s functions for the length of the block.
 
-    ``clock`` defaults to a new :class:`VirtualClock`; ``seed`` makes retry jitter
-    reproducible. Inside the block ``client.send`` (from this task and every task it
-    starts, handlers included) goes to this engine; leaving the block waits for runs
-    already queued, then stops the engine.
+    ``clock`` defaults to a new :class:`VirtualClock`. ``seed`` makes the run
+    reproducible: retry jitter, the order in which runs started by one event and parallel
+    branches are scheduled, and (on trio) the event loop's own scheduling choices.
+
+    Inside the block ``client.send`` (from this task and every task it starts, handlers
+    included) goes to this engine; leaving the block waits for runs already queued, then
+    stops the engine.
     """
     if not isinstance(client, Inngest):
         raise UsageError(f"running() takes an eventbus.Inngest client, got {client!r}")
@@ -312,6 +334,9 @@ async def running(
         send=client.send,
     )
     engine.harness = Harness()
+    if seed is not None:
+        engine.shuffler = random.Random(seed)
+        _seed_scheduler(seed)
     bus = Bus(client, engine, seed)
     routes: dict[Inngest, Callable[[EventBatch], list[str]]] = dict(ROUTES.get() or {})
     routes[client] = bus._ingest

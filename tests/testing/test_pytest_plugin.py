@@ -75,8 +75,35 @@ def test_failures_print_runs_steps_and_events(pytester: pytest.Pytester) -> None
             "*<Run fn='greet' status=SLEEPING steps=1*",
             "*<Step 'pause' kind=sleep status=SLEEPING*",
             "*<StoredEvent 'plug/hello'*",
+            "*replay with: pytest --eventbus-seed=1234 *test_wrong*",
         ]
     )
+
+
+def test_seed_option_pins_the_seed(pytester: pytest.Pytester) -> None:
+    """--eventbus-seed pins the seed; without it every test gets a random one."""
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.anyio
+        async def test_seed(eventbus_bus, eventbus_seed):
+            assert eventbus_bus.seed == eventbus_seed
+            assert isinstance(eventbus_seed, int)
+            if pytest.pinned is not None:
+                assert eventbus_seed == pytest.pinned
+        """
+    )
+    pytester.makeconftest(
+        CONFTEST
+        + "\nimport pytest as _p\n"
+        + "def pytest_configure(config):\n"
+        + "    _p.pinned = config.getoption('eventbus_seed')\n"
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "--no-cov").assert_outcomes(passed=2)
+    pinned = pytester.runpytest("-p", "no:cacheprovider", "--no-cov", "--eventbus-seed=77")
+    pinned.assert_outcomes(passed=2)
 
 
 def test_missing_client_fixture_is_explained(pytester: pytest.Pytester) -> None:
