@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._event import StoredEvent
@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 class _ContextBase:
     __slots__ = ("_base_logger", "_logger", "attempt", "event", "events", "function_id", "run_id")
 
+    step: Any
+    group: Any
+
     def __init__(
         self,
         event: StoredEvent,
@@ -21,7 +24,11 @@ class _ContextBase:
         attempt: int,
         function_id: str,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        step: Any,
+        group: Any,
     ) -> None:
+        self.step = step
+        self.group = group
         self.event = event
         self.events = events
         self.run_id = run_id
@@ -59,20 +66,8 @@ class Context(_ContextBase):
 
     __slots__ = ("group", "step")
 
-    def __init__(
-        self,
-        event: StoredEvent,
-        events: list[StoredEvent],
-        run_id: str,
-        attempt: int,
-        function_id: str,
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
-        step: Step,
-        group: Group,
-    ) -> None:
-        super().__init__(event, events, run_id, attempt, function_id, logger)
-        self.step = step
-        self.group = group
+    step: Step
+    group: Group
 
 
 class ContextSync(_ContextBase):
@@ -84,17 +79,5 @@ class ContextSync(_ContextBase):
 
     __slots__ = ("group", "step")
 
-    def __init__(
-        self,
-        event: StoredEvent,
-        events: list[StoredEvent],
-        run_id: str,
-        attempt: int,
-        function_id: str,
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
-        step: StepSync,
-        group: GroupSync,
-    ) -> None:
-        super().__init__(event, events, run_id, attempt, function_id, logger)
-        self.step = step
-        self.group = group
+    step: StepSync
+    group: GroupSync

@@ -622,31 +622,14 @@ class Engine:
         step = Step(self, run, execution)
         events = run.events
         group = Group(self, run, execution)
+        common = (events[0], list(events), run.run_id, run.next_attempt, function.id, self.logger)
         try:
             if function.is_async:
-                ctx = Context(
-                    events[0],
-                    list(events),
-                    run.run_id,
-                    run.next_attempt,
-                    function.id,
-                    self.logger,
-                    step,
-                    group,
-                )
+                ctx = Context(*common, step, group)
                 step._ctx = ctx
                 output = await cast(AsyncHandler, function.handler)(ctx)
             else:
-                sync_ctx = ContextSync(
-                    events[0],
-                    list(events),
-                    run.run_id,
-                    run.next_attempt,
-                    function.id,
-                    self.logger,
-                    StepSync(step),
-                    GroupSync(group, self.step_threads),
-                )
+                sync_ctx = ContextSync(*common, StepSync(step), GroupSync(group, self.step_threads))
                 step._ctx = sync_ctx
                 output = await anyio.to_thread.run_sync(
                     cast(SyncHandler, function.handler), sync_ctx, limiter=self.handler_threads
