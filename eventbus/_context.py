@@ -6,15 +6,27 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._engine import Engine
     from ._event import StoredEvent
-    from ._step import Group, GroupSync, Step, StepSync
+    from ._run import Run
+    from ._step import Execution, Group, GroupSync, Step, StepSync
 
 
 class _ContextBase:
-    __slots__ = ("_base_logger", "_logger", "attempt", "event", "events", "function_id", "run_id")
-
-    step: Any
-    group: Any
+    __slots__ = (
+        "_base_logger",
+        "_engine",
+        "_execution",
+        "_group",
+        "_logger",
+        "_run",
+        "_step",
+        "attempt",
+        "event",
+        "events",
+        "function_id",
+        "run_id",
+    )
 
     def __init__(
         self,
@@ -24,11 +36,10 @@ class _ContextBase:
         attempt: int,
         function_id: str,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
-        step: Any,
-        group: Any,
+        engine: Engine,
+        run: Run,
+        execution: Execution,
     ) -> None:
-        self.step = step
-        self.group = group
         self.event = event
         self.events = events
         self.run_id = run_id
@@ -36,6 +47,24 @@ class _ContextBase:
         self.function_id = function_id
         self._base_logger = logger
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+        # The step tools are made on first use: handlers without steps pay nothing.
+        self._engine = engine
+        self._run = run
+        self._execution = execution
+        self._step: Any = None
+        self._group: Any = None
+
+    def _async_step(self) -> Step:
+        from ._step import Step
+
+        step = Step(self._engine, self._run, self._execution)
+        step._ctx = self
+        return step
+
+    def _async_group(self) -> Group:
+        from ._step import Group
+
+        return Group(self._engine, self._run, self._execution)
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -64,10 +93,21 @@ class Context(_ContextBase):
     ``step`` the durable step tools and ``group`` the parallel helper.
     """
 
-    __slots__ = ("group", "step")
+    __slots__ = ()
 
-    step: Step
-    group: Group
+    @property
+    def step(self) -> Step:
+        """The durable step tools (:class:`eventbus.Step`)."""
+        if self._step is None:
+            self._step = self._async_step()
+        return self._step  # type: ignore[no-any-return]
+
+    @property
+    def group(self) -> Group:
+        """``parallel`` (:class:`eventbus.Group`)."""
+        if self._group is None:
+            self._group = self._async_group()
+        return self._group  # type: ignore[no-any-return]
 
 
 class ContextSync(_ContextBase):
@@ -77,7 +117,22 @@ class ContextSync(_ContextBase):
     directly instead of awaitables.
     """
 
-    __slots__ = ("group", "step")
+    __slots__ = ()
 
-    step: StepSync
-    group: GroupSync
+    @property
+    def step(self) -> StepSync:
+        """The durable step tools (:class:`eventbus.StepSync`)."""
+        if self._step is None:
+            from ._step import StepSync
+
+            self._step = StepSync(self._async_step())
+        return self._step  # type: ignore[no-any-return]
+
+    @property
+    def group(self) -> GroupSync:
+        """``parallel`` for plain callables (:class:`eventbus.GroupSync`)."""
+        if self._group is None:
+            from ._step import GroupSync
+
+            self._group = GroupSync(self._async_group(), self._engine.step_threads)
+        return self._group  # type: ignore[no-any-return]

@@ -46,7 +46,7 @@ from ._function import (
 )
 from ._ids import UlidGenerator
 from ._run import Run, RunStatus, StepRecord, StepStatus
-from ._step import CancelRun, Execution, FailRun, Group, GroupSync, Interrupt, Step, StepSync
+from ._step import CancelRun, Execution, FailRun, Interrupt
 
 #: Delay after failed attempt n (0-based), before jitter: Inngest's backoff table.
 BACKOFF_MS = (
@@ -68,7 +68,6 @@ MAX_IDLE_WORKERS = 8
 SYNC_THREADS = 40
 YIELD_EVERY = 64
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
-_END_EVENTS = {RunStatus.FAILED: FAILED_EVENT, RunStatus.CANCELLED: CANCELLED_EVENT}
 AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
 
@@ -619,18 +618,14 @@ class Engine:
             run._body_retry = False
         run.status = RunStatus.RUNNING
         execution = Execution()
-        step = Step(self, run, execution)
         events = run.events
-        group = Group(self, run, execution)
-        common = (events[0], list(events), run.run_id, run.next_attempt, function.id, self.logger)
+        common = (events[0], list(events), run.run_id, run.next_attempt, function.id)
         try:
             if function.is_async:
-                ctx = Context(*common, step, group)
-                step._ctx = ctx
+                ctx = Context(*common, self.logger, self, run, execution)
                 output = await cast(AsyncHandler, function.handler)(ctx)
             else:
-                sync_ctx = ContextSync(*common, StepSync(step), GroupSync(group, self.step_threads))
-                step._ctx = sync_ctx
+                sync_ctx = ContextSync(*common, self.logger, self, run, execution)
                 output = await anyio.to_thread.run_sync(
                     cast(SyncHandler, function.handler), sync_ctx, limiter=self.handler_threads
                 )
@@ -958,7 +953,11 @@ class Engine:
         else:
             finished["error"] = run.error
         self._emit(FINISHED_EVENT, finished, now)
-        extra = _END_EVENTS.get(run.status)
+        extra = None
+        if run.status is RunStatus.FAILED:
+            extra = FAILED_EVENT
+        elif run.status is RunStatus.CANCELLED:
+            extra = CANCELLED_EVENT
         if extra is not None:
             payload = self._finish_payload(run, status)
             payload["error"] = run.error

@@ -31,16 +31,17 @@ class RunStatus(enum.Enum):
     #: Cancelled (a cancel rule, ``client.cancel`` or a timeout) between two steps.
     CANCELLED = "Cancelled"
 
-    @property
-    def is_finished(self) -> bool:
-        """True for the final states."""
-        return self in _FINISHED
+    #: True for the final states (COMPLETED, FAILED, CANCELLED).
+    is_finished: bool
 
     def __repr__(self) -> str:
         return f"RunStatus.{self.name}"
 
 
-_FINISHED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+# A plain attribute, not a property or a set lookup: hashing an Enum runs Python code,
+# and the engine asks this several times per run.
+for _status in RunStatus:
+    _status.is_finished = _status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 class StepStatus(enum.Enum):
