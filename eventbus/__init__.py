@@ -25,6 +25,7 @@ from ._errors import ExpressionError as ExpressionError
 from ._errors import FunctionConfigError as FunctionConfigError
 from ._errors import NonRetriableError as NonRetriableError
 from ._errors import RetryAfterError as RetryAfterError
+from ._errors import SendEventsError as SendEventsError
 from ._errors import StepError as StepError
 from ._errors import UsageError as UsageError
 from ._event import Event as Event
@@ -65,6 +66,7 @@ __all__ = (
     "RetryAfterError",
     "Run",
     "RunStatus",
+    "SendEventsError",
     "Step",
     "StepError",
     "StepRecord",

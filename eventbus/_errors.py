@@ -10,7 +10,8 @@ Every error the library raises derives from :class:`EventbusError`::
     │   └── EngineNotRunningError                      send() before the engine was started
     ├── NonRetriableError                              raised by handlers: fail now, no retry
     ├── RetryAfterError                                raised by handlers: retry after a delay
-    └── StepError                                      a step failed for good (catchable)
+    ├── StepError                                      a step failed for good (catchable)
+    └── SendEventsError                                a remote Event API did not take a send
 
 Messages say what was wrong, with the offending value, and what to do about it.
 """
@@ -140,6 +141,20 @@ class StepError(EventbusError):
         self.step_id = step_id
         where = f"step {step_id!r} failed: " if step_id else ""
         super().__init__(f"{where}{name}: {message}")
+
+
+class SendEventsError(EventbusError):
+    """A remote Event API refused a send, or could not be reached.
+
+    ``status`` is the HTTP status (None when no answer came), ``body`` the response text,
+    and ``ids`` the ids of the events that did get through before the failure.
+    """
+
+    def __init__(self, message: str, *, status: int | None, body: str, ids: list[str]) -> None:
+        self.status = status
+        self.body = body
+        self.ids = ids
+        super().__init__(message)
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:

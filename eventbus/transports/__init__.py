@@ -5,11 +5,13 @@ the validation (so every transport sees the same, valid events) and owns the lif
 
 * :class:`InProcessTransport` (the default) runs the engine in this process.
 * :class:`MockTransport` records what was sent and runs nothing: for testing senders.
+* :class:`HttpTransport` sends to a real Inngest Event API (the ``http`` extra).
 """
 
 from .._event import EventBatch as EventBatch
 from ._base import Transport as Transport
+from ._http import HttpTransport as HttpTransport
 from ._inprocess import InProcessTransport as InProcessTransport
 from ._mock import MockTransport as MockTransport
 
-__all__ = ("EventBatch", "InProcessTransport", "MockTransport", "Transport")
+__all__ = ("EventBatch", "HttpTransport", "InProcessTransport", "MockTransport", "Transport")

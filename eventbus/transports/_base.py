@@ -18,6 +18,10 @@ class Transport(abc.ABC):
     ``id``, ``ts``, ``v``, ``user``; unset fields None) and ``events`` the same as Events.
     """
 
+    #: True if the transport splits large sends itself (the client then skips its
+    #: request-size check).
+    splits_requests = False
+
     def bind(self, client: Inngest) -> None:  # noqa: B027 - optional hook
         """Called once when the transport is given to a client."""
 
