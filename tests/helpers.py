@@ -13,3 +13,11 @@ def make_client(**kwargs: object) -> eventbus.Inngest:
 
 def on(event: str, expression: str | None = None) -> eventbus.TriggerEvent:
     return eventbus.TriggerEvent(event=event, expression=expression)
+
+
+def close_official_client(client: object) -> None:
+    """Close the httpx client the official SDK opens and never closes (its sends use it)."""
+    inner = getattr(client, "_http_client", None)
+    sync = getattr(inner, "_http_client_sync", None)
+    if sync is not None:
+        sync.close()

@@ -13,6 +13,7 @@ import pytest
 
 import eventbus
 from eventbus.transports import HttpTransport
+from tests.helpers import close_official_client
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -322,6 +323,7 @@ def test_same_request_as_the_official_sdk(
         ({"name": "a/two", "data": {}, "ts": 1_700_000_000_001}),
     ]
     official.send_sync([inngest.Event(**e) for e in events])
+    close_official_client(official)
     ours.send_sync(events)
     (their_path, their_headers, their_body), (our_path, our_headers, our_body) = captured
     assert our_path == their_path == "/e/k-1"

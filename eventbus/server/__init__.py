@@ -1,0 +1,239 @@
+"""An Inngest-compatible Event API for an eventbus app, as an ASGI application.
+
+``create_app(client)`` serves, on one port:
+
+* ``POST /e/{key}``: one event object or an array; answers ``{"ids": [...], "status":
+  200}``, or 400 with ``error`` (nothing from that request is accepted), or 401 when keys
+  are configured and the key is missing or unknown.
+* ``GET /health``
+* ``GET /v1/events`` (``name``, ``limit``), ``GET /v1/events/{id}``,
+  ``GET /v1/events/{id}/runs``, ``GET /v1/runs/{run_id}``, in ``{"data", "metadata"}``.
+
+Served with lifespan events (``python -m eventbus serve``, or uvicorn), the app runs the
+client's engine itself; mounted elsewhere, start the engine yourself (``with client:``).
+Request bodies are checked against the size limit while they are read.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from typing import Any
+
+from .._client import Inngest
+from .._errors import EngineNotRunningError, EventValidationError
+from .._event import StoredEvent, prepare_batch
+from .._run import Run
+
+__all__ = ("create_app",)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_MAX_BODY_BYTES = 512 * 1024
+DISCARD_LIMIT = 16 * 1024 * 1024
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _event_json(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "internal_id": event.internal_id,
+        "id": event.id,
+        "name": event.name,
+        "data": event.data,
+        "user": event.user,
+        "ts": event.ts,
+        "v": event.v,
+        "received_at": event.received_at.isoformat(),
+        "deduplicated": event.deduplicated,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _run_json(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "function_id": run.function_id,
+        "event_id": run.event_ids[0],
+        "status": run.status.value,
+        "output": run.output,
+        "error": run.error,
+        "attempts": run.attempts,
+        "run_started_at": _iso(run.started_at),
+        "ended_at": _iso(run.ended_at),
+    }
+
+
+def create_app(
+    client: Inngest,
+    *,
+    event_keys: Collection[str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> ASGIApp:
+    """The ASGI app serving ``client``'s engine over the Inngest Event API.
+
+    ``event_keys``: if given, ``POST /e/{key}`` accepts only these keys (401 otherwise);
+    if None, any key is accepted, as the dev server does. ``max_body_bytes`` bounds a
+    request body (checked while reading).
+    """
+    keys = None if event_keys is None else frozenset(event_keys)
+
+    async def reply(send: Send, status: int, payload: Any) -> None:
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def read_body(receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _BadRequest(400, "the client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > max_body_bytes:
+                await discard_rest(receive, message, size)
+                raise _BadRequest(400, f"request body is larger than {max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def discard_rest(receive: Receive, message: Message, size: int) -> None:
+        # Read (without keeping) what is left, so the connection can be reused; stop
+        # after a bounded amount rather than reading unbounded input.
+        while message.get("more_body", False) and size < DISCARD_LIMIT:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+
+    def metadata() -> dict[str, Any]:
+        return {"fetched_at": client.clock.now().isoformat(), "cached_until": None}
+
+    async def post_events(key: str, receive: Receive, send: Send) -> None:
+        if keys is not None and key not in keys:
+            await reply(send, 401, {"error": "Event key not found"})
+            return
+        try:
+            body = await read_body(receive)
+            try:
+                payload = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise _BadRequest(400, f"the body is not valid JSON: {exc}") from None
+            if not isinstance(payload, (dict, list)):
+                raise _BadRequest(400, "the body must be an event object or an array of events")
+            batch = prepare_batch(
+                payload,
+                max_events=client.max_events_per_request,
+                max_bytes=max_body_bytes,
+            )
+        except _BadRequest as exc:
+            await reply(send, exc.status, {"ids": [], "status": exc.status, "error": exc.message})
+            return
+        except EventValidationError as exc:
+            await reply(send, 400, {"ids": [], "status": 400, "error": str(exc)})
+            return
+        try:
+            ids = await client.transport.send(batch) if batch.decoded else []
+        except EngineNotRunningError as exc:
+            await reply(send, 503, {"ids": [], "status": 503, "error": str(exc)})
+            return
+        await reply(send, 200, {"ids": ids, "status": 200})
+
+    async def get(path: str, query: dict[str, list[str]], send: Send) -> None:
+        parts = [p for p in path.split("/") if p]
+        try:
+            engine = client.engine
+        except Exception:
+            await reply(send, 503, {"error": "the engine has not run yet"})
+            return
+        if parts == ["v1", "events"]:
+            name = query.get("name", [None])[0]
+            try:
+                limit = int(query.get("limit", ["20"])[0])
+            except ValueError:
+                await reply(send, 400, {"error": "limit must be an integer"})
+                return
+            limit = max(1, min(limit, 100))
+            events = engine.events(name)[-limit:][::-1]  # newest first, as Inngest lists
+            await reply(
+                send, 200, {"data": [_event_json(e) for e in events], "metadata": metadata()}
+            )
+        elif len(parts) == 3 and parts[:2] == ["v1", "events"]:
+            event = engine.get_event(parts[2])
+            if event is None:
+                await reply(send, 404, {"error": f"no event {parts[2]!r}"})
+            else:
+                await reply(send, 200, {"data": _event_json(event), "metadata": metadata()})
+        elif len(parts) == 4 and parts[:2] == ["v1", "events"] and parts[3] == "runs":
+            runs = engine.runs(event_id=parts[2])
+            await reply(send, 200, {"data": [_run_json(r) for r in runs], "metadata": metadata()})
+        elif len(parts) == 3 and parts[:2] == ["v1", "runs"]:
+            run = engine.get_run(parts[2])
+            if run is None:
+                await reply(send, 404, {"error": f"no run {parts[2]!r}"})
+            else:
+                await reply(send, 200, {"data": _run_json(run), "metadata": metadata()})
+        else:
+            await reply(send, 404, {"error": f"no route GET {path}"})
+
+    async def lifespan(receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":  # pragma: no cover - protocol guard
+            return
+        try:
+            await client.__aenter__()
+        except Exception as exc:  # pragma: no cover - reported to the server
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        await client.__aexit__(None, None, None)
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # pragma: no cover - websockets are not served
+            return
+        method = scope["method"]
+        path = scope["path"]
+        if method == "POST" and path.startswith("/e/"):
+            await post_events(urllib.parse.unquote(path[3:]), receive, send)
+        elif method == "GET" and path == "/health":
+            await reply(send, 200, {"status": 200, "message": "OK"})
+        elif method == "GET":
+            query = urllib.parse.parse_qs(scope.get("query_string", b"").decode())
+            await get(path, query, send)
+        else:
+            await reply(
+                send,
+                405 if path.startswith(("/e/", "/v1/")) else 404,
+                {"error": f"no route {method} {path}"},
+            )
+
+    return app
