@@ -48,3 +48,18 @@ def test_cli_needs_a_command() -> None:
     )
     assert result.returncode == 2
     assert "demo" in result.stderr
+
+
+def test_serve_loads_the_client_target() -> None:
+    """`python -m eventbus serve module:client` finds the client, or says what is wrong."""
+    from eventbus.__main__ import load_client
+
+    client = load_client("tests.test_demo:SERVE_TARGET")
+    assert client is SERVE_TARGET
+    with pytest.raises(eventbus.UsageError, match=r"myapp\.module:client"):
+        load_client("no-colon")
+    with pytest.raises(eventbus.UsageError, match=r"not an eventbus\.Inngest"):
+        load_client("eventbus._demo:CHECKOUT")
+
+
+SERVE_TARGET = eventbus.Inngest("served")
