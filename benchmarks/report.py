@@ -103,6 +103,37 @@ def suite_table(benches: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def http_tables(benches: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| path | events/s | in-process send, no server | ratio |",
+        "|---|---|---|---|",
+    ]
+    transport = []
+    for bench in benches:
+        info = bench["extra_info"]
+        if info.get("kind") == "server":
+            rate = info["events"] / bench["stats"]["median"]
+            base = info["in_process_events_per_s"]
+            lines.append(
+                f"| POST /e/{{key}}, {info['batch']} event(s) per request | {rate:,.0f} | "
+                f"{base:,.0f} | {rate / base:.2f}x |"
+            )
+        elif info.get("kind") == "transport":
+            ours = bench["stats"]["median"] / info["events"] * 1e6
+            theirs = info["official_us_per_event"]
+            ratio = theirs / ours
+            transport.append(
+                f"| one event per request | {ours:,.0f} µs | {theirs:,.0f} µs | {ratio:.2f}x |"
+            )
+    lines += [
+        "",
+        "| HttpTransport.send_sync | eventbus | inngest SDK send_sync | speed-up |",
+        "|---|---|---|---|",
+        *transport,
+    ]
+    return lines
+
+
 def main(argv: list[str]) -> int:
     path = Path(argv[0] if argv else ".benchmarks/latest.json")
     benches = load(path)
@@ -114,6 +145,8 @@ def main(argv: list[str]) -> int:
     print("\n".join(steps_table(benches)))
     print()
     print("\n".join(suite_table(benches)))
+    print()
+    print("\n".join(http_tables(benches)))
     return 0
 
 

@@ -9,11 +9,12 @@ the server derives the same ids for a retried request.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -120,6 +121,10 @@ class HttpTransport(Transport):
         self.event_key: str | None = event_key
         self.env: str | None = env
         self._client: Inngest | None = None
+        # Connections are kept: a sync client for send_sync (httpx clients are
+        # thread-safe), and an async client while the eventbus client is entered.
+        self._sync_http: httpx.Client | None = None
+        self._async_http: httpx.AsyncClient | None = None
 
     def _resolve_origin(self, argument: str | None) -> str:
         dev = not self.is_production
@@ -242,25 +247,54 @@ class HttpTransport(Transport):
     def _retryable(self, response: httpx.Response | None) -> bool:
         return response is None or response.status_code >= 500
 
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """While the client is entered, one async connection pool serves every send."""
+        import httpx
+
+        async with httpx.AsyncClient(transport=self._httpx_transport, timeout=self.timeout) as http:
+            self._async_http = http
+            try:
+                yield
+            finally:
+                self._async_http = None
+
+    def close(self) -> None:
+        """Close the kept sync connections (also done when the transport is collected)."""
+        if self._sync_http is not None:
+            self._sync_http.close()
+            self._sync_http = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
     async def send(self, batch: EventBatch) -> list[str]:
+        import httpx
+
+        if self._async_http is not None:
+            return await self._send_with(self._async_http, batch)
+        async with httpx.AsyncClient(transport=self._httpx_transport, timeout=self.timeout) as http:
+            return await self._send_with(http, batch)
+
+    async def _send_with(self, http: httpx.AsyncClient, batch: EventBatch) -> list[str]:
         import httpx
 
         assert self._client is not None
         ids: list[str] = []
-        async with httpx.AsyncClient(transport=self._httpx_transport, timeout=self.timeout) as http:
-            for body, expected in self.encode(batch):
-                headers = self.headers(self._seed(self._client.clock.now_ms()))
-                for attempt in range(self.max_attempts):
-                    response: httpx.Response | None = None
-                    failure: Exception | None = None
-                    try:
-                        response = await http.post(self.url, content=body, headers=headers)
-                    except httpx.TransportError as exc:
-                        failure = exc
-                    if not self._retryable(response) or attempt == self.max_attempts - 1:
-                        break
-                    await anyio.sleep(self._delay(attempt))
-                ids.extend(self._finish(response, failure, ids, expected))
+        for body, expected in self.encode(batch):
+            headers = self.headers(self._seed(self._client.clock.now_ms()))
+            for attempt in range(self.max_attempts):
+                response: httpx.Response | None = None
+                failure: Exception | None = None
+                try:
+                    response = await http.post(self.url, content=body, headers=headers)
+                except httpx.TransportError as exc:
+                    failure = exc
+                if not self._retryable(response) or attempt == self.max_attempts - 1:
+                    break
+                await anyio.sleep(self._delay(attempt))
+            ids.extend(self._finish(response, failure, ids, expected))
         return ids
 
     def send_sync(self, batch: EventBatch) -> list[str]:
@@ -268,20 +302,22 @@ class HttpTransport(Transport):
 
         assert self._client is not None
         ids: list[str] = []
-        with httpx.Client(transport=self._httpx_transport, timeout=self.timeout) as http:
-            for body, expected in self.encode(batch):
-                headers = self.headers(self._seed(self._client.clock.now_ms()))
-                for attempt in range(self.max_attempts):
-                    response: httpx.Response | None = None
-                    failure: Exception | None = None
-                    try:
-                        response = http.post(self.url, content=body, headers=headers)
-                    except httpx.TransportError as exc:
-                        failure = exc
-                    if not self._retryable(response) or attempt == self.max_attempts - 1:
-                        break
-                    time.sleep(self._delay(attempt))
-                ids.extend(self._finish(response, failure, ids, expected))
+        if self._sync_http is None:
+            self._sync_http = httpx.Client(transport=self._httpx_transport, timeout=self.timeout)
+        http = self._sync_http
+        for body, expected in self.encode(batch):
+            headers = self.headers(self._seed(self._client.clock.now_ms()))
+            for attempt in range(self.max_attempts):
+                response: httpx.Response | None = None
+                failure: Exception | None = None
+                try:
+                    response = http.post(self.url, content=body, headers=headers)
+                except httpx.TransportError as exc:
+                    failure = exc
+                if not self._retryable(response) or attempt == self.max_attempts - 1:
+                    break
+                time.sleep(self._delay(attempt))
+            ids.extend(self._finish(response, failure, ids, expected))
         return ids
 
     def _finish(

@@ -332,3 +332,23 @@ def test_same_request_as_the_official_sdk(
     assert {k: v for k, v in our_headers.items() if k not in ignored} == {
         k: v for k, v in their_headers.items() if k not in ignored
     }
+
+
+@pytest.mark.anyio
+async def test_connections_are_kept() -> None:
+    """Sends reuse one connection pool: sync always, async while the client is entered."""
+    client, seen = client_with(ok)
+    transport = client.transport
+    assert isinstance(transport, HttpTransport)
+    client.send_sync({"name": "a/1"})
+    first = transport._sync_http
+    client.send_sync({"name": "a/2"})
+    assert transport._sync_http is first is not None
+    async with client:
+        assert transport._async_http is not None
+        await client.send({"name": "a/3"})
+    assert transport._async_http is None
+    transport.close()
+    transport.close()
+    assert transport._sync_http is None
+    assert len(seen) == 3
