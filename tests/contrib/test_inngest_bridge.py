@@ -1,0 +1,206 @@
+"""eventbus functions served by the official SDK: config conversion and parity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import inngest
+import pytest
+from inngest.experimental import mocked as official
+
+import eventbus
+from eventbus.contrib.inngest import to_inngest
+from eventbus.testing import mocked as ours
+from tests.helpers import close_official_client
+
+app = eventbus.Inngest("shop")
+trace: list[str] = []
+
+
+def charge(order_id: str, *, amount: int) -> dict[str, Any]:
+    trace.append(f"charge:{order_id}:{amount}")
+    return {"order": order_id, "charged": amount}
+
+
+def make_doc(kind: str) -> str:
+    trace.append(kind)
+    return f"{kind}-1"
+
+
+async def handle_failure(ctx: eventbus.Context) -> None:
+    trace.append("failure")
+
+
+@app.create_function(fn_id="compute-tax", trigger=[])
+async def compute_tax(ctx: eventbus.Context) -> float:
+    return float(ctx.event.data["amount"]) * 0.2
+
+
+@app.create_function(
+    fn_id="checkout",
+    name="Checkout",
+    trigger=eventbus.TriggerEvent(event="shop/order.created", expression="event.data.total > 0"),
+    retries=2,
+    cancel=[
+        eventbus.Cancel(
+            event="shop/order.cancelled", if_exp="async.data.id == event.data.id", timeout="1d"
+        )
+    ],
+    timeouts=eventbus.Timeouts(finish="2h"),
+    on_failure=handle_failure,
+)
+async def checkout(ctx: eventbus.Context) -> dict[str, Any]:
+    receipt = await ctx.step.run(
+        "charge", charge, ctx.event.data["id"], amount=ctx.event.data["total"]
+    )
+    await ctx.step.sleep("cool-off", "1h")
+    shipped = await ctx.step.wait_for_event(
+        "shipped", event="shop/order.shipped", match="data.id", timeout="7d"
+    )
+    await ctx.step.send_event("notify", eventbus.Event("shop/email", {"id": ctx.event.data["id"]}))
+    tax = await ctx.step.invoke("tax", function=compute_tax, data={"amount": 10})
+    a, b = await ctx.group.parallel(
+        (
+            lambda: ctx.step.run("label", make_doc, "label"),
+            lambda: ctx.step.run("invoice", make_doc, "invoice"),
+        )
+    )
+    return {
+        "receipt": receipt,
+        "carrier": shipped.data["carrier"] if shipped else None,
+        "tax": tax,
+        "docs": [a, b],
+    }
+
+
+@app.create_function(fn_id="report", trigger=eventbus.TriggerEvent(event="shop/report"))
+def report(ctx: eventbus.ContextSync) -> dict[str, Any]:
+    rows = ctx.step.run("rows", lambda n: list(range(n)), ctx.event.data["n"])
+    ctx.step.sleep("pause", 1000)
+    return {"rows": len(rows)}
+
+
+SDK_CLIENTS: list[Any] = []
+
+
+def converted() -> dict[str, Any]:
+    client = inngest.Inngest(app_id="shop", is_production=False)
+    SDK_CLIENTS.append(client)
+    return {f.id: f for f in to_inngest(app, client)}
+
+
+def run_official(fn: Any, event: Any, **kwargs: Any) -> Any:
+    """official.trigger, on an event loop that is closed afterwards (it leaves its own open),
+    with a mock client that is closed afterwards too."""
+    import asyncio
+
+    mock_client = official.Inngest(app_id="test")
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return official.trigger(fn, event, mock_client, **kwargs)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+        close_official_client(mock_client)
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Any:
+    yield
+    while SDK_CLIENTS:
+        close_official_client(SDK_CLIENTS.pop())
+
+
+def test_configuration_is_converted() -> None:
+    """Ids, names, triggers with expressions, retries, cancel, timeouts, on_failure."""
+    functions = converted()
+    assert set(functions) == {"shop-compute-tax", "shop-checkout", "shop-report"}
+    config = functions["shop-checkout"].get_config("http://127.0.0.1:8000/api/inngest")
+    main = config.main.to_dict()
+    assert main["name"] == "Checkout"
+    assert main["triggers"] == [
+        {"event": "shop/order.created", "expression": "event.data.total > 0"}
+    ]
+    assert main["cancel"] == [
+        {"event": "shop/order.cancelled", "if": "async.data.id == event.data.id", "timeout": "1d"}
+    ]
+    assert main["timeouts"]["finish"] == "2h"
+    assert main["timeouts"].get("start") is None
+    assert next(iter(main["steps"].values()))["retries"] == {"attempts": 2}
+    failure = config.on_failure.to_dict()
+    assert failure["id"] == "shop-checkout-failure"
+    assert failure["triggers"][0]["event"] == "inngest/function.failed"
+
+
+def test_same_handler_same_result_on_both_engines() -> None:
+    """The same handler and event give the same output and step executions in eventbus and
+    in the official SDK (through each one's mocked runner, with the same stubs)."""
+    event = {"name": "shop/order.created", "data": {"id": "o-1", "total": 40}}
+
+    trace.clear()
+    mine = ours.trigger(
+        checkout,
+        event,
+        ours.Inngest(app_id="test"),
+        step_stubs={
+            "shipped": eventbus.Event("shop/order.shipped", {"carrier": "UPS"}),
+            "tax": 2.0,
+        },
+    )
+    my_trace = list(trace)
+
+    trace.clear()
+    theirs = run_official(
+        converted()["shop-checkout"],
+        inngest.Event(name=event["name"], data=event["data"]),
+        step_stubs={
+            "shipped": inngest.Event(name="shop/order.shipped", data={"carrier": "UPS"}),
+            "tax": 2.0,
+        },
+    )
+    their_trace = list(trace)
+
+    assert mine.status is ours.Status.COMPLETED
+    assert theirs.status is official.Status.COMPLETED, theirs.error
+    assert (
+        mine.output
+        == theirs.output
+        == {
+            "receipt": {"order": "o-1", "charged": 40},
+            "carrier": "UPS",
+            "tax": 2.0,
+            "docs": ["label-1", "invoice-1"],
+        }
+    )
+    assert my_trace[0] == their_trace[0] == "charge:o-1:40"
+    assert sorted(my_trace[1:]) == sorted(their_trace[1:]) == ["invoice", "label"]
+
+
+def test_sync_handlers_run_on_the_sdk() -> None:
+    """Sync handlers get the SDK's StepSync underneath."""
+    theirs = run_official(
+        converted()["shop-report"], inngest.Event(name="shop/report", data={"n": 3})
+    )
+    assert theirs.output == {"rows": 3}
+
+
+def test_mixed_on_failure_is_refused() -> None:
+    """The SDK needs a handler and its on_failure to be both async or both sync."""
+    mixed = eventbus.Inngest("mixed")
+
+    def sync_failure(ctx: eventbus.ContextSync) -> None:
+        return None
+
+    @mixed.create_function(
+        fn_id="f", trigger=eventbus.TriggerEvent(event="a/b"), on_failure=sync_failure
+    )
+    async def f(ctx: eventbus.Context) -> None:
+        return None
+
+    sdk = inngest.Inngest(app_id="mixed", is_production=False)
+    SDK_CLIENTS.append(sdk)
+    with pytest.raises(eventbus.FunctionConfigError, match="both be async or both"):
+        to_inngest(mixed, sdk)
+    with pytest.raises(eventbus.FunctionConfigError, match=r"eventbus\.Inngest"):
+        to_inngest("nope", sdk)
