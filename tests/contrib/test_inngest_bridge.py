@@ -83,6 +83,31 @@ def report(ctx: eventbus.ContextSync) -> dict[str, Any]:
 SDK_CLIENTS: list[Any] = []
 
 
+@app.create_function(fn_id="sync-flow", trigger=eventbus.TriggerEvent(event="shop/sync"))
+def sync_flow(ctx: eventbus.ContextSync) -> dict[str, Any]:
+    import datetime
+
+    total = ctx.step.run("total", lambda a, *, b: a + b, 1, b=2)
+    ctx.step.sleep_until("later", datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
+    got = ctx.step.wait_for_event(
+        "go", event="shop/go", if_exp="async.data.ok == true", timeout=60_000
+    )
+    ctx.step.send_event("notify", [{"name": "shop/email", "data": {}}])
+    tax = ctx.step.invoke("tax", function=compute_tax, data={"amount": 5})
+    by_id = ctx.step.invoke_by_id("tax-2", function_id="compute-tax", data={"amount": 1})
+    first = ctx.group.parallel(
+        (lambda: ctx.step.run("p1", lambda: "one"), lambda: ctx.step.run("p2", lambda: "two")),
+        parallel_mode=eventbus.ParallelMode.WAIT,
+    )
+    return {
+        "total": total,
+        "go": got is not None,
+        "tax": tax,
+        "by_id": by_id,
+        "parallel": list(first),
+    }
+
+
 def converted() -> dict[str, Any]:
     client = inngest.Inngest(app_id="shop", is_production=False)
     SDK_CLIENTS.append(client)
@@ -115,7 +140,7 @@ def _close_sdk_clients() -> Any:
 def test_configuration_is_converted() -> None:
     """Ids, names, triggers with expressions, retries, cancel, timeouts, on_failure."""
     functions = converted()
-    assert set(functions) == {"shop-compute-tax", "shop-checkout", "shop-report"}
+    assert set(functions) == {"shop-compute-tax", "shop-checkout", "shop-report", "shop-sync-flow"}
     config = functions["shop-checkout"].get_config("http://127.0.0.1:8000/api/inngest")
     main = config.main.to_dict()
     assert main["name"] == "Checkout"
@@ -204,3 +229,31 @@ def test_mixed_on_failure_is_refused() -> None:
         to_inngest(mixed, sdk)
     with pytest.raises(eventbus.FunctionConfigError, match=r"eventbus\.Inngest"):
         to_inngest("nope", sdk)
+
+
+def test_sync_handler_parity_with_every_step_kind() -> None:
+    """A sync handler using every step kind gives the same output on both engines."""
+    stubs_ours = {"go": eventbus.Event("shop/go", {"ok": True}), "tax": 1.0, "tax-2": 0.2}
+    stubs_theirs = {
+        "go": inngest.Event(name="shop/go", data={"ok": True}),
+        "tax": 1.0,
+        "tax-2": 0.2,
+    }
+    mine = ours.trigger(
+        sync_flow, {"name": "shop/sync"}, ours.Inngest(app_id="test"), step_stubs=stubs_ours
+    )
+    theirs = run_official(
+        converted()["shop-sync-flow"], inngest.Event(name="shop/sync"), step_stubs=stubs_theirs
+    )
+    assert theirs.status is official.Status.COMPLETED, theirs.error
+    assert (
+        mine.output
+        == theirs.output
+        == {
+            "total": 3,
+            "go": True,
+            "tax": 1.0,
+            "by_id": 0.2,
+            "parallel": ["one", "two"],
+        }
+    )
