@@ -127,7 +127,7 @@ def http_tables(benches: list[dict[str, Any]]) -> list[str]:
             )
     lines += [
         "",
-        "| HttpTransport.send_sync | eventbus | inngest SDK send_sync | speed-up |",
+        "| HttpTransport.send_sync | eventbus | inngest SDK send_sync | inngest / eventbus |",
         "|---|---|---|---|",
         *transport,
     ]

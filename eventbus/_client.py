@@ -167,6 +167,10 @@ class Inngest:
     def _prepare(self, events: object) -> EventBatch:
         if self.transport.splits_requests:  # it sends large batches as several requests
             return prepare_batch(events, max_events=2**62, max_bytes=2**62)
+        return self._validate(events)
+
+    def _validate(self, events: object) -> EventBatch:
+        """Validate a send against this client's request limits."""
         return prepare_batch(
             events, max_events=self.max_events_per_request, max_bytes=self.max_request_bytes
         )

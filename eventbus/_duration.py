@@ -15,8 +15,6 @@ _UNITS_MS = {
 }
 _PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d|w)")
 
-Duration = "datetime.timedelta | int | str"
-
 
 def parse_duration_ms(value: object, *, what: str = "duration") -> int:
     """Milliseconds for a ``timedelta``, an int of milliseconds or a string like ``"1h30m"``.

@@ -245,6 +245,7 @@ class Engine:
         seen = self.dedup.seen
         store = self._store
         cache = self.registry.cache
+        harness = self.harness
         ids: list[str] = []
         for raw in decoded:
             internal_id = new_id(now)
@@ -253,16 +254,8 @@ class Engine:
             if "_inngest" in data:
                 del data["_inngest"]
             duplicate = bool(user_id) and seen(user_id, now)
-            harness = self.harness
             if harness is not None and user_id:
-                if duplicate:
-                    first = harness.first_with_id.get(user_id, "?")
-                    for function in self.registry.functions.values():
-                        harness.decisions.setdefault(internal_id, []).append(
-                            (function.id, "deduplicated", first)
-                        )
-                else:
-                    harness.first_with_id[user_id] = internal_id
+                self._explain_dedup(harness, user_id, internal_id, duplicate)
             stored = make_stored(
                 raw["name"],
                 data,
@@ -281,6 +274,17 @@ class Engine:
             if not duplicate and (cache.get(stored.name) != () or harness is not None):
                 self._fan_out(stored, now)
         return ids
+
+    def _explain_dedup(
+        self, harness: Harness, user_id: str, internal_id: str, duplicate: bool
+    ) -> None:
+        """Record, for explain(), the first event with an id and what its duplicates did."""
+        if not duplicate:
+            harness.first_with_id[user_id] = internal_id
+            return
+        first = harness.first_with_id.get(user_id, "?")
+        decisions = harness.decisions.setdefault(internal_id, [])
+        decisions.extend((f.id, "deduplicated", first) for f in self.registry.functions.values())
 
     def _emit(self, name: str, data: dict[str, Any], now: int, event_id: str | None = None) -> None:
         """Send a system event through the normal path (stored, triggers functions)."""
@@ -1022,6 +1026,3 @@ class Engine:
             if (function_id is None or run.function.id == function_id)
             and (status is None or run.status is status)
         ]
-
-    def functions(self) -> list[Function]:
-        return list(self.registry.functions.values())

@@ -80,9 +80,6 @@ class NonRetriableError(EventbusError):
         super().__init__(self.message)
 
 
-RetryAfter = "int | datetime.timedelta | datetime.datetime"
-
-
 class RetryAfterError(EventbusError):
     """Raise from a handler to retry after ``retry_after``.
 

@@ -94,11 +94,6 @@ def json_copy(value: Any, path: str) -> tuple[Any, int]:
     )
 
 
-def _check_json(value: object, path: str) -> None:
-    """Raise EventValidationError if ``value`` is not a JSON tree (string keys, finite floats)."""
-    json_copy(value, path)
-
-
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise EventValidationError(f"must be a non-empty string, got {name!r}", field="name")
@@ -139,7 +134,7 @@ def _check_mapping(value: object, field: str) -> Mapping[str, Any]:
             f"must be a mapping with string keys, got {type(value).__name__} {value!r}",
             field=field,
         )
-    _check_json(value, field)
+    json_copy(value, field)  # validates the whole tree
     return value
 
 

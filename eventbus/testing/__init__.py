@@ -28,7 +28,7 @@ from .._client import ROUTES, Inngest
 from .._clock import Clock, VirtualClock
 from .._engine import Engine, Harness
 from .._errors import UsageError
-from .._event import EventBatch, StoredEvent, prepare_batch
+from .._event import EventBatch, StoredEvent
 from .._function import Function
 from .._run import Run, RunStatus
 
@@ -86,11 +86,7 @@ class Bus:
 
     async def send(self, events: Any) -> list[str]:
         """Send events to this engine (the same as ``client.send`` inside ``running``)."""
-        batch = prepare_batch(
-            events,
-            max_events=self.client.max_events_per_request,
-            max_bytes=self.client.max_request_bytes,
-        )
+        batch = self.client._validate(events)
         return self._ingest(batch) if batch.decoded else []
 
     async def settle(self, *, advance_time: bool = False) -> None:
