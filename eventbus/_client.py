@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.from_thread
-from anyio.lowlevel import checkpoint
 
 from ._clock import Clock, SystemClock
 from ._errors import EngineNotRunningError, FunctionConfigError, UsageError
@@ -29,19 +28,36 @@ if TYPE_CHECKING:
 H = TypeVar("H", bound=Handler)
 
 #: Clients whose sends go to a test engine in this context (see eventbus.testing.running).
-ROUTES: contextvars.ContextVar[dict[Inngest, Callable[[EventBatch], list[str]]] | None] = (
-    contextvars.ContextVar("eventbus_routes", default=None)
+ROUTES: contextvars.ContextVar[dict[Inngest, Engine] | None] = contextvars.ContextVar(
+    "eventbus_routes", default=None
 )
 
 DEFAULT_MAX_REQUEST_BYTES = 512 * 1024
 DEFAULT_MAX_EVENTS_PER_REQUEST = 5000
 DEFAULT_EVENT_RETENTION = 100_000
+DEFAULT_MAX_QUEUED_RUNS = 10_000
+DEFAULT_MAX_CONCURRENCY = 1000
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 
 
 def _positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise FunctionConfigError(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+def _optional_bound(value: object, name: str) -> int | None:
+    return None if value is None else _positive_int(value, f"{name} (or None for no bound)")
+
+
+def _seconds(value: object, name: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value >= 0  # also rejects NaN
+    ):
+        raise FunctionConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 class Inngest:
@@ -64,6 +80,14 @@ class Inngest:
         max_events_per_request: the most events one ``send`` may carry (5000).
         event_retention: how many events, and how many finished runs, the engine keeps
             for inspection (oldest are dropped first; events of active runs are kept).
+        max_queued_runs: how many runs may wait for a worker before ``send`` waits
+            (10,000; ``None``: no bound). A send waits for room first and then accepts
+            its whole batch, so the queue stays within this bound plus one batch per
+            concurrent sender. Sends made by runs only yield, never wait.
+        max_concurrency: how many runs may execute at once (1,000; ``None``: no bound).
+            Sleeping and waiting runs hold no slot.
+        shutdown_timeout: seconds (real time) that leaving ``async with client:`` lets
+            queued and executing runs finish before it cancels them (5.0).
     """
 
     def __init__(
@@ -78,6 +102,9 @@ class Inngest:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_events_per_request: int = DEFAULT_MAX_EVENTS_PER_REQUEST,
         event_retention: int = DEFAULT_EVENT_RETENTION,
+        max_queued_runs: int | None = DEFAULT_MAX_QUEUED_RUNS,
+        max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     ) -> None:
         if not isinstance(app_id, str) or not app_id.strip():
             raise FunctionConfigError(f"app_id must be a non-empty string, got {app_id!r}")
@@ -97,6 +124,9 @@ class Inngest:
             max_events_per_request, "max_events_per_request"
         )
         self.event_retention = _positive_int(event_retention, "event_retention")
+        self.max_queued_runs = _optional_bound(max_queued_runs, "max_queued_runs")
+        self.max_concurrency = _optional_bound(max_concurrency, "max_concurrency")
+        self.shutdown_timeout = _seconds(shutdown_timeout, "shutdown_timeout")
         self._registry = Registry()
         self.transport: Transport = transport if transport is not None else InProcessTransport()
         self.transport.bind(self)
@@ -169,6 +199,22 @@ class Inngest:
             return prepare_batch(events, max_events=2**62, max_bytes=2**62)
         return self._validate(events)
 
+    def _new_engine(self, *, clock: Clock | None = None, seed: int | None = None) -> Engine:
+        """A fresh engine over this client's functions and settings."""
+        from ._engine import Engine
+
+        return Engine(
+            registry=self._registry,
+            clock=clock if clock is not None else self.clock,
+            logger=self.logger,
+            event_retention=self.event_retention,
+            seed=seed,
+            validate=self._validate,
+            max_queued_runs=self.max_queued_runs,
+            max_concurrency=self.max_concurrency,
+            shutdown_timeout=self.shutdown_timeout,
+        )
+
     def _validate(self, events: object) -> EventBatch:
         """Validate a send against this client's request limits."""
         return prepare_batch(
@@ -187,9 +233,7 @@ class Inngest:
             return []
         routes = ROUTES.get()
         if routes is not None and self in routes:
-            ids = routes[self](batch)
-            await checkpoint()
-            return ids
+            return await routes[self].send_batch(batch)
         return await self.transport.send(batch)
 
     def send_sync(self, events: Event | dict[str, Any] | list[Any] | tuple[Any, ...]) -> list[str]:
@@ -199,7 +243,7 @@ class Inngest:
             return []
         routes = ROUTES.get()
         if routes is not None and self in routes:
-            return routes[self](batch)
+            return routes[self].send_batch_sync(batch)
         return self.transport.send_sync(batch)
 
     # ------------------------------------------------------------------ lifecycle

@@ -10,30 +10,52 @@ runs behind it, while handlers that never suspend cost no task spawn at all.
 Timers (retry backoff, events with a future ``ts``) live in a heap keyed by due time
 on the client clock. With a :class:`~eventbus.VirtualClock` they fire when the clock
 is advanced; otherwise a timer task sleeps until the earliest one is due.
+
+Bounds and isolation. Workers and the timer task start from the context the engine was
+started in (never from the task that happened to queue a run, which may be inside a
+step), so nothing of one run leaks into another. At most ``max_concurrency`` runs
+execute at once; a send from outside the engine waits while ``max_queued_runs`` runs
+are queued, then accepts its whole batch as the last thing it does, so a cancelled send
+has accepted nothing. Each execution of a handler has its own cancel scope: cancelling
+a run, or its finish timeout, ends an executing handler at once. Nothing a handler
+raises or returns can stop the engine, except ``KeyboardInterrupt``, ``SystemExit`` and
+other ``BaseException``s, which fail their run, are reported, and propagate.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import heapq
-import json
 import logging
 import math
 import random
+import sys
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
+import sniffio
 from anyio.lowlevel import checkpoint
 
 from ._clock import Clock, VirtualClock
 from ._context import Context, ContextSync
 from ._dedup import DedupIndex
-from ._errors import NonRetriableError, RetryAfterError, StepError, UsageError, error_info
+from ._errors import (
+    EngineNotRunningError,
+    NonRetriableError,
+    RetryAfterError,
+    StepError,
+    UsageError,
+    error_info,
+)
 from ._event import StoredEvent, make_stored
 from ._expr import CompiledExpression
 from ._function import (
@@ -45,8 +67,15 @@ from ._function import (
     Registry,
 )
 from ._ids import UlidGenerator
+from ._json import OutputError, decode_output, encode_output
 from ._run import Run, RunStatus, StepRecord, StepStatus
-from ._step import CancelRun, Execution, FailRun, Interrupt
+from ._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
+
+if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio depends on
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
+
+if TYPE_CHECKING:
+    from ._event import EventBatch
 
 #: Delay after failed attempt n (0-based), before jitter: Inngest's backoff table.
 BACKOFF_MS = (
@@ -67,6 +96,14 @@ MAX_RETRY_AFTER_MS = 86_400_000
 MAX_IDLE_WORKERS = 8
 SYNC_THREADS = 40
 YIELD_EVERY = 64
+#: Queued runs beyond which a send yields once to the workers before accepting.
+BACKLOG_YIELD = 256
+#: Unfinished runs named one by one in the shutdown warning.
+REPORT_RUNS = 50
+#: The engine whose worker (or timer) task this is, if any.
+_ENGINE: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
+    "eventbus_engine", default=None
+)
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
 AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
@@ -78,6 +115,44 @@ def _internal_id(event: StoredEvent) -> str:
 
 def _run_id(run: Run) -> str:
     return run.run_id
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(_leaves(exc))
+        else:
+            found.append(exc)
+    return found
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What a task group raised, as the user should see it: a KeyboardInterrupt or
+    SystemExit as itself (so ``SystemExit(3)`` exits with status 3), a lone exception as
+    itself, several as the group."""
+    leaves = _leaves(group)
+    for exc in leaves:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            return exc
+    return leaves[0] if len(leaves) == 1 else group
+
+
+async def _cancelled_for_real() -> bool:
+    """After a handler raised the backend's cancellation exception: is this task (or a
+    scope around it) really being cancelled, or did the handler raise one it caught
+    elsewhere (say, from awaiting a task somebody else cancelled)?"""
+    if sniffio.current_async_library() == "asyncio" and sys.version_info >= (3, 11):
+        import asyncio
+
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            return True
+    try:
+        await checkpoint()  # anyio and trio cancellation is level-triggered: it raises again
+    except anyio.get_cancelled_exc_class():
+        return True
+    return False
 
 
 def backoff_ms(attempt: int, rng: random.Random) -> int:
@@ -151,10 +226,17 @@ class Engine:
         logger: logging.Logger,
         event_retention: int,
         seed: int | None = None,
-        send: Callable[[Any], Awaitable[list[str]]] | None = None,
+        validate: Callable[[Any], EventBatch] | None = None,
+        max_queued_runs: int | None = None,
+        max_concurrency: int | None = None,
+        shutdown_timeout: float = math.inf,
     ) -> None:
         self.registry = registry
-        self._send = send
+        #: Validates what a run sends (``step.send_event``) against the client's limits.
+        self.validate = validate
+        self.max_queued_runs = math.inf if max_queued_runs is None else max_queued_runs
+        self.max_concurrency = math.inf if max_concurrency is None else max_concurrency
+        self.shutdown_timeout = shutdown_timeout
         #: Set by eventbus.testing: step mocks, captured functions, and a recorder.
         self.harness: Harness | None = None
         #: With a seed under eventbus.testing: shuffles runs started together and the
@@ -183,6 +265,12 @@ class Engine:
         self._active = 0  # runs queued or executing
         self._idle = 0
         self._starting = 0
+        self._workers = 0  # alive: executing, idle or starting
+        self._room: anyio.Event | None = None  # set when the queue drops below its bound
+        self._context: contextvars.Context | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+        #: True while the engine drains at shutdown: sends from outside are refused.
+        self.draining = False
         self._wake = anyio.Event()
         self._wake_pending = False
         self._settled: anyio.Event | None = None
@@ -212,7 +300,14 @@ class Engine:
         """Start serving inside ``tg`` (the caller's task group)."""
         self._tg = tg
         self._thread = threading.get_ident()
+        self._token = anyio.lowlevel.current_token()
         self._wake = anyio.Event()
+        self.draining = False
+        # Workers and timers start from this context, whoever queues the work: the
+        # caller's context variables (eventbus.testing's routes) without any step's.
+        context = self._context = contextvars.copy_context()
+        context.run(clear_step_context)
+        context.run(_ENGINE.set, self)
         # Separate pools, so handler threads waiting on their steps cannot starve the
         # threads that run those steps.
         self.handler_threads = anyio.CapacityLimiter(SYNC_THREADS)
@@ -220,21 +315,77 @@ class Engine:
         if isinstance(self.clock, VirtualClock):
             self._unsubscribe = self.clock.subscribe(self._on_clock_advance)
         else:
-            tg.start_soon(self._timer_loop)
+            context.run(tg.start_soon, self._timer_loop)
 
     def stop(self) -> None:
-        """Stop accepting work; the caller cancels the task group."""
+        """Stop accepting work and report what is unfinished; the caller cancels the
+        task group (which cancels executing handlers)."""
         self._tg = None
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        unfinished = [run for run in self._runs.values() if not run.status.is_finished]
-        if unfinished:
-            self.logger.warning(
-                "eventbus engine stopped with %d unfinished run(s): %s",
-                len(unfinished),
-                ", ".join(repr(run) for run in unfinished[:10]),
-            )
+        self.report_unfinished("eventbus engine stopped")
+
+    def unfinished_runs(self) -> list[Run]:
+        """Runs not yet COMPLETED, FAILED or CANCELLED, oldest first."""
+        runs = [run for run in self._runs.values() if not run.status.is_finished]
+        runs.extend(run for run in self._held_runs.values() if not run.status.is_finished)
+        runs.sort(key=_run_id)
+        return runs
+
+    def report_unfinished(self, why: str) -> None:
+        """Warn, naming each unfinished run (up to REPORT_RUNS) and its status."""
+        unfinished = self.unfinished_runs()
+        if not unfinished:
+            return
+        named = "; ".join(
+            f"{run.run_id} ({run.function.id}, {run.status.name}"
+            + (", interrupted while executing" if run._executing else "")
+            + ")"
+            for run in unfinished[:REPORT_RUNS]
+        )
+        more = len(unfinished) - REPORT_RUNS
+        self.logger.warning(
+            "%s with %d unfinished run(s), lost with this in-memory engine: %s%s",
+            why,
+            len(unfinished),
+            named,
+            f"; and {more} more (client.runs() lists them)" if more > 0 else "",
+        )
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[Engine]:
+        """Run the engine for the length of the block, then drain it.
+
+        Leaving the block stops accepting sends from outside, lets queued and executing
+        runs finish for up to ``shutdown_timeout`` seconds, then cancels what still
+        executes and warns about every unfinished run. An exception from the block, or a
+        ``KeyboardInterrupt``/``SystemExit`` from a handler, comes out as itself, not
+        wrapped in an exception group.
+        """
+        body_error: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                self.start(tg)
+                try:
+                    yield self
+                except BaseException as exc:
+                    body_error = exc
+                else:
+                    await self.drain()
+                finally:
+                    self.stop()
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _unwrap(group) from None
+        if body_error is not None:
+            raise body_error
+
+    async def drain(self) -> None:
+        """Refuse outside sends; wait up to ``shutdown_timeout`` for runs to finish."""
+        self.draining = True
+        with anyio.move_on_after(self.shutdown_timeout):
+            await self.settle()
 
     # ------------------------------------------------------------------ ingest
 
@@ -477,28 +628,43 @@ class Engine:
             self._spawn_worker()
 
     def _spawn_worker(self) -> None:
-        if self._tg is None:
-            return  # stopping: queued runs stay QUEUED and are reported at stop
+        if self._tg is None or self._workers >= self.max_concurrency:
+            # Stopping (queued runs stay QUEUED and are reported), or at the bound: a
+            # worker that finishes its run takes the next.
+            return
         self._starting += 1
-        self._tg.start_soon(self._worker)
+        self._workers += 1
+        assert self._context is not None
+        self._context.run(self._tg.start_soon, self._worker)
 
     async def _worker(self) -> None:
         self._starting -= 1
+        try:
+            await self._work()
+        finally:
+            self._workers -= 1
+
+    async def _work(self) -> None:
         ready = self._ready
         done = 0
         while True:
             while ready:
                 run = ready.popleft()
+                if self._room is not None and len(ready) < self.max_queued_runs:
+                    self._room.set()
+                    self._room = None
                 if ready and not self._idle and not self._starting:
                     # Someone must take the rest if this handler suspends.
                     self._spawn_worker()
                 run._executing = True
                 try:
                     await self._execute(run)
+                except Exception as exc:  # a bug of the engine's: that run fails, not all
+                    self._internal_error(run, exc)
                 finally:
                     run._executing = False
                     run._scheduled = False
-                self._active -= 1
+                    self._active -= 1
                 if run._rerun:
                     run._rerun = False
                     self._enqueue(run)
@@ -518,6 +684,72 @@ class Engine:
             if self._wake_pending:
                 self._wake_pending = False
                 self._wake = anyio.Event()
+
+    def _internal_error(self, run: Run, exc: Exception) -> None:
+        self.logger.error(
+            "eventbus failed to process run %s of %s; the run fails, the engine goes on",
+            run.run_id,
+            run.function.id,
+            exc_info=exc,
+        )
+        if not run.status.is_finished:
+            self._fail(run, exc)
+
+    # ------------------------------------------------------------------ admission
+
+    async def admit(self) -> None:
+        """Wait for room in the queue before a send is accepted (backpressure).
+
+        Below BACKLOG_YIELD queued runs this costs nothing; up to ``max_queued_runs`` it
+        yields once so workers keep pace; at the bound it waits until workers have taken
+        runs off the queue. Sends made by this engine's own runs only yield: a run
+        waiting for room would hold the worker that makes room.
+        """
+        ready = self._ready
+        backlog = len(ready)
+        if backlog < self.max_queued_runs:
+            if backlog > BACKLOG_YIELD:
+                await checkpoint()
+            return
+        if _ENGINE.get() is self:
+            await checkpoint()
+            return
+        while len(ready) >= self.max_queued_runs:
+            if self._room is None:
+                self._room = anyio.Event()
+            await self._room.wait()
+
+    async def accept(self, decoded: Sequence[dict[str, Any]]) -> list[str]:
+        """Admit, then ingest: acceptance is the last thing, so a send cancelled while it
+        waits for room has accepted nothing."""
+        if self.draining and _ENGINE.get() is not self:
+            raise EngineNotRunningError(
+                "the eventbus engine is shutting down and accepts no more events"
+            )
+        await self.admit()
+        return self.ingest(decoded)
+
+    async def send_batch(self, batch: EventBatch) -> list[str]:
+        """Accept a validated send from any task of any thread's event loop (a foreign
+        thread's send is carried to the engine's loop, never run on the wrong one)."""
+        if threading.get_ident() != self._thread:
+            token = self._token
+            return cast(
+                "list[str]",
+                await anyio.to_thread.run_sync(
+                    lambda: anyio.from_thread.run(self.accept, batch.decoded, token=token)
+                ),
+            )
+        return await self.accept(batch.decoded)
+
+    def send_batch_sync(self, batch: EventBatch) -> list[str]:
+        """Accept a validated send from synchronous code in another thread."""
+        if threading.get_ident() == self._thread:
+            raise UsageError(
+                "send_sync() was called from inside the engine's event loop, where it would "
+                "deadlock; use `await client.send(...)` there"
+            )
+        return anyio.from_thread.run(self.accept, batch.decoded, token=self._token)
 
     async def settle(self, *, advance_time: bool = False) -> None:
         """Return when no run is executing and none is queued.
@@ -624,15 +856,25 @@ class Engine:
         execution = Execution()
         events = run.events
         common = (events[0], list(events), run.run_id, run.next_attempt, function.id)
+        # Cancelling the run (client.cancel, a cancel rule, the finish timeout) cancels
+        # this scope: the handler ends at once, wherever it is awaiting.
+        scope = run._scope = anyio.CancelScope()
+        output: Any = None
         try:
-            if function.is_async:
-                ctx = Context(*common, self.logger, self, run, execution)
-                output = await cast(AsyncHandler, function.handler)(ctx)
-            else:
-                sync_ctx = ContextSync(*common, self.logger, self, run, execution)
-                output = await anyio.to_thread.run_sync(
-                    cast(SyncHandler, function.handler), sync_ctx, limiter=self.handler_threads
-                )
+            with scope:
+                if function.is_async:
+                    ctx = Context(*common, self.logger, self, run, execution)
+                    output = await cast(AsyncHandler, function.handler)(ctx)
+                else:
+                    sync_ctx = ContextSync(*common, self.logger, self, run, execution)
+                    # A thread cannot be interrupted: on cancel it is abandoned, and its
+                    # next step call raises (the run has ended).
+                    output = await anyio.to_thread.run_sync(
+                        cast(SyncHandler, function.handler),
+                        sync_ctx,
+                        limiter=self.handler_threads,
+                        abandon_on_cancel=True,
+                    )
         except Interrupt:
             return  # the step tool has scheduled what happens next
         except CancelRun:
@@ -651,22 +893,43 @@ class Engine:
                 self._retry_or_fail(run, exc, delay)
             return
         except Exception as exc:
-            if not execution.interrupted:
+            if not execution.interrupted and not run.status.is_finished:
                 self._retry_or_fail(run, exc, None)
             return
+        except anyio.get_cancelled_exc_class():
+            if run.status.is_finished or await _cancelled_for_real():
+                raise  # the engine (or a scope around it) is being cancelled
+            self._fail(
+                run,
+                NonRetriableError(
+                    f"the handler of {function.id!r} raised the event loop's cancellation "
+                    "exception although nothing cancelled its run (did it await a task that "
+                    "was cancelled?); catch it in the handler if that is expected"
+                ),
+            )
+            return
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit, ...: the run fails, then the exception stops
+            # the engine (and the program), as it should.
+            if not run.status.is_finished:
+                self._fail(run, exc)
+            self.report_unfinished(
+                f"eventbus engine stopping: run {run.run_id} of {function.id} raised "
+                f"{type(exc).__name__}"
+            )
+            raise
+        finally:
+            run._scope = None
+        if scope.cancelled_caught or run.status.is_finished:
+            return  # cancelled while executing: the run was ended by cancel_run
         if execution.interrupted:
             return  # the handler swallowed an Interrupt; the run is suspended all the same
         if output is not None:
+            what = f"the return value of {function.id!r}"  # "... is not JSON (...)"
             try:
-                output = json.loads(json.dumps(output, allow_nan=False))
-            except (TypeError, ValueError) as exc:
-                self._fail(
-                    run,
-                    NonRetriableError(
-                        f"the return value of {function.id!r} is not JSON ({exc}); "
-                        "return dicts, lists, strings, numbers, bools or None"
-                    ),
-                )
+                output = decode_output(encode_output(output, what), what)
+            except OutputError as exc:
+                self._fail(run, NonRetriableError(str(exc)))
                 return
         self._complete(run, output)
 
@@ -794,16 +1057,21 @@ class Engine:
     def _finish_timeout(self, run: Run) -> None:
         self.cancel_run(run)
 
-    def cancel_run(self, run: Run) -> bool:
-        """Cancel ``run`` now, or at its next step boundary if it is executing.
+    def cancel_run(self, run: Run, *, interrupt: bool = True) -> bool:
+        """Cancel ``run``; returns False if it had already ended.
 
-        Returns False if it had already ended.
+        A queued or suspended run ends at once. An executing one ends at once too, its
+        handler cancelled wherever it awaits (``client.cancel``, ``timeouts.finish``);
+        with ``interrupt=False`` (cancel rules, as on Inngest) it ends at its next step
+        boundary instead, letting a step that is executing finish.
         """
         if run.status.is_finished:
             return False
         if run._executing:
             run._cancel_requested = True
-            return True
+            if not interrupt or run._scope is None:
+                return True  # it ends at its next step
+            run._scope.cancel()
         self._finish_cancelled(run)
         return True
 
@@ -883,7 +1151,7 @@ class Engine:
                 continue
             self._remove_pause(stored.name, pause)
             if pause.cancels:
-                self.cancel_run(run)
+                self.cancel_run(run, interrupt=False)
             else:
                 self._resume(pause, stored.wire())
 
@@ -893,10 +1161,11 @@ class Engine:
         self._wake_run(run)
 
     async def send_events(self, events: Any) -> list[str]:
-        """Send events for ``step.send_event`` through the client's transport."""
-        if self._send is None:  # pragma: no cover - engines are made by the client
-            raise UsageError("this engine has no client to send events with")
-        return await self._send(events)
+        """Send events for ``step.send_event``: into this engine, the one running the run."""
+        if self.validate is None:  # pragma: no cover - engines are made by the client
+            raise UsageError("this engine has no client to validate events with")
+        batch = self.validate(events)
+        return await self.accept(batch.decoded) if batch.decoded else []
 
     def _retry_or_fail(self, run: Run, exc: Exception, delay: int | None) -> None:
         if run.attempts > run.function.retries:

@@ -5,8 +5,10 @@ Rules (Inngest's Event API, applied before anything is accepted):
 * ``name`` is a non-empty string; names starting with ``inngest/`` (any case) are
   reserved for system events and rejected in user sends.
 * ``data`` is a mapping with string keys whose whole tree is JSON (``None`` means ``{}``);
-  NaN/Infinity, non-string keys, sets, datetimes... are rejected. ``data["_inngest"]``
-  is reserved and stripped.
+  NaN/Infinity, non-string keys, sets, datetimes, reference cycles, nesting deeper than
+  ``MAX_NESTING_DEPTH`` (256) levels, integers beyond a 64-bit float's range and strings
+  that are not valid Unicode (lone surrogates) are rejected (see ``_json``).
+  ``data["_inngest"]`` is reserved and stripped.
 * ``ts`` is an int of epoch milliseconds between 1980-01-01 and 2100-01-01; it defaults
   to the client clock's now.
 * ``id`` is an optional string (the deduplication key), ``v`` an optional string,
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,70 +29,12 @@ import attrs
 
 from ._clock import ms_to_datetime
 from ._errors import EventValidationError
+from ._json import json_copy
 
 TS_MIN_MS = 315_532_800_000  # 1980-01-01T00:00:00Z
 TS_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 RESERVED_PREFIX = "inngest/"
 _FIELDS = frozenset({"name", "data", "id", "ts", "v", "user"})
-
-JSONScalar = (str, int, float, bool, type(None))
-
-
-def json_copy(value: Any, path: str) -> tuple[Any, int]:
-    """Validate a JSON tree and copy it; returns the copy and an upper bound of its size.
-
-    The bound (bytes of compact UTF-8 JSON) is what lets ``send`` skip encoding the
-    request when it cannot exceed the limit. Tuples become lists, subclasses of str,
-    int and float become the base type, as a JSON round trip would make them.
-    """
-    kind = type(value)
-    if kind is str:
-        return value, 6 * len(value) + 2
-    if kind is int:
-        return value, value.bit_length() // 3 + 2
-    if kind is bool or value is None:
-        return value, 5
-    if kind is dict or isinstance(value, Mapping):
-        copy: dict[str, Any] = {}
-        size = 2
-        for key, item in value.items():
-            if type(key) is not str:
-                raise EventValidationError(
-                    f"key {key!r} at {path} is not a string; JSON object keys must be strings"
-                )
-            item_kind = type(item)
-            if item_kind is str:
-                copy[key] = item
-                size += 6 * (len(key) + len(item)) + 6
-            elif item_kind is int:
-                copy[key] = item
-                size += 6 * len(key) + item.bit_length() // 3 + 6
-            else:
-                copy[key], item_size = json_copy(item, f"{path}.{key}")
-                size += 6 * len(key) + item_size + 4
-        return copy, size
-    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
-        items: list[Any] = []
-        size = 2
-        for i, item in enumerate(value):
-            item_copy, item_size = json_copy(item, f"{path}[{i}]")
-            items.append(item_copy)
-            size += item_size + 1
-        return items, size
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise EventValidationError(
-                f"{value!r} at {path} is not JSON (NaN and Infinity are not)"
-            )
-        return float(value), 26
-    if isinstance(value, str):  # subclasses (str enums, ...) encode as their base
-        return str.__str__(value), 6 * len(value) + 2
-    if isinstance(value, int):
-        return int(value), value.bit_length() // 3 + 2
-    raise EventValidationError(
-        f"{value!r} at {path} is a {type(value).__name__}, which is not JSON; "
-        "convert it to a string, number, bool, None, list or dict"
-    )
 
 
 def _check_name(name: object) -> str:
@@ -347,6 +290,13 @@ def _wire(
         _check_optional_str(event_id, "id")
     if version is not None and type(version) is not str:
         _check_optional_str(version, "v")
+    # Non-ASCII text must be valid Unicode (json_copy rejects lone surrogates by field).
+    if not name.isascii():  # type: ignore[attr-defined]
+        json_copy(name, "name")
+    if event_id is not None and not event_id.isascii():  # type: ignore[attr-defined]
+        json_copy(event_id, "id")
+    if version is not None and not version.isascii():  # type: ignore[attr-defined]
+        json_copy(version, "v")
     data_copy, data_size = _check_object(data, "data")
     user_copy, user_size = _check_object(user, "user")
     size = 6 * len(name) + data_size + user_size + 80  # type: ignore[arg-type]

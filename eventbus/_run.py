@@ -132,6 +132,7 @@ class Run:
         "_executing",
         "_rerun",
         "_scheduled",
+        "_scope",
         "_started_ms",
         "_timers",
         "attempts",
@@ -167,6 +168,7 @@ class Run:
         self._timers: set[int] = set()  # pending engine timers, cancelled when the run ends
         self._scheduled = False  # queued or executing
         self._executing = False
+        self._scope: Any = None  # the cancel scope of the execution under way
         self._rerun = False
 
     @property

@@ -19,7 +19,6 @@ import datetime
 import enum
 import functools
 import inspect
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -34,8 +33,9 @@ from ._errors import (
     UsageError,
     error_info,
 )
-from ._event import Event, json_copy
+from ._event import Event
 from ._expr import compile_expression
+from ._json import OutputError, decode_output, encode_output, json_copy
 from ._run import StepRecord, StepStatus
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ MAX_STEPS = 1000
 MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 MAX_SLEEP_MS = 366 * 86_400_000
 MAX_INVOKE_MS = 365 * 86_400_000  # Inngest's default invoke timeout: one year
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class Interrupt(BaseException):
@@ -73,6 +72,12 @@ _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _current_branch: contextvars.ContextVar[tuple[list[StepRecord | None], int] | None] = (
     contextvars.ContextVar("eventbus_current_branch", default=None)
 )
+
+
+def clear_step_context() -> None:
+    """Forget the step and parallel branch of the current context (for engine tasks)."""
+    _current_step.set(None)
+    _current_branch.set(None)
 
 
 class UnstubbedStepError(UsageError):
@@ -219,16 +224,11 @@ class Step:
             _current_step.reset(token)
             raise
         _current_step.reset(token)
+        what = f"step {key!r} returned a value that"
         try:
-            encoded = _ENCODER.encode(value)
-        except (TypeError, ValueError) as exc:
-            raise self._fail(
-                record,
-                NonRetriableError(
-                    f"step {key!r} returned a value that is not JSON ({exc}); return dicts, "
-                    "lists, strings, numbers, bools or None"
-                ),
-            ) from None
+            encoded = encode_output(value, what)
+        except OutputError as exc:
+            raise self._fail(record, NonRetriableError(str(exc))) from None
         if len(encoded) > MAX_STEP_OUTPUT_BYTES:
             raise self._fail(
                 record,
@@ -238,7 +238,10 @@ class Step:
                     "and return a reference"
                 ),
             )
-        output = json.loads(encoded)
+        try:
+            output = decode_output(encoded, what)
+        except OutputError as exc:  # pragma: no cover - decoding is as deep as encoding
+            raise self._fail(record, NonRetriableError(str(exc))) from None
         self._complete(record, output)
         _note_branch(record)
         return output
@@ -512,7 +515,8 @@ class Step:
             if mocked:
                 try:
                     value = mock(dict(data or {})) if callable(mock) else mock
-                    output = json.loads(_ENCODER.encode(value))
+                    what = f"the mock of invoke {key!r} returned a value that"
+                    output = decode_output(encode_output(value, what), what)
                 except Exception as exc:
                     raise self._fail(record, exc) from exc
                 self._complete(record, output)
@@ -675,13 +679,14 @@ class StepSync:
         """See :meth:`Step.run`; ``fn`` runs in a worker thread."""
         import anyio.to_thread
 
-        engine = self._step._engine
-        work = functools.partial(fn, *args, **kwargs)
+        limiter = self._step._engine.step_threads
 
-        def in_thread() -> Any:
-            return anyio.to_thread.run_sync(work, limiter=engine.step_threads)
+        def in_thread(*call_args: Any, **call_kwargs: Any) -> Any:
+            work = functools.partial(fn, *call_args, **call_kwargs)
+            return anyio.to_thread.run_sync(work, limiter=limiter)
 
-        return cast(T, self._call(self._step.run, step_id, in_thread))
+        # The arguments go through Step.run, so mocks and records see them.
+        return cast(T, self._call(self._step.run, step_id, in_thread, *args, **kwargs))
 
     def sleep(self, step_id: str, duration: datetime.timedelta | int | str) -> None:
         """See :meth:`Step.sleep`."""

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import attrs
 
 from .._client import ROUTES, Inngest
 from .._clock import Clock, VirtualClock
 from .._engine import Engine, Harness
 from .._errors import UsageError
-from .._event import EventBatch, StoredEvent
+from .._event import StoredEvent
 from .._function import Function
 from .._run import Run, RunStatus
 
@@ -81,13 +80,10 @@ class Bus:
         """The engine's clock (a VirtualClock unless another was given)."""
         return self.engine.clock
 
-    def _ingest(self, batch: EventBatch) -> list[str]:
-        return self.engine.ingest(batch.decoded)
-
     async def send(self, events: Any) -> list[str]:
         """Send events to this engine (the same as ``client.send`` inside ``running``)."""
         batch = self.client._validate(events)
-        return self._ingest(batch) if batch.decoded else []
+        return await self.engine.send_batch(batch) if batch.decoded else []
 
     async def settle(self, *, advance_time: bool = False) -> None:
         """Wait until nothing is running or queued; with ``advance_time=True`` also jump
@@ -316,35 +312,23 @@ async def running(
     branches are scheduled, and (on trio) the event loop's own scheduling choices.
 
     Inside the block ``client.send`` (from this task and every task it starts, handlers
-    included) goes to this engine; leaving the block waits for runs already queued, then
-    stops the engine.
+    included) goes to this engine, and what its runs send stays in it; leaving the block
+    lets queued runs finish (for up to the client's ``shutdown_timeout``), then stops the
+    engine.
     """
     if not isinstance(client, Inngest):
         raise UsageError(f"running() takes an eventbus.Inngest client, got {client!r}")
-    engine = Engine(
-        registry=client._registry,
-        clock=clock if clock is not None else VirtualClock(),
-        logger=client.logger,
-        event_retention=client.event_retention,
-        seed=seed,
-        send=client.send,
-    )
+    engine = client._new_engine(clock=clock if clock is not None else VirtualClock(), seed=seed)
     engine.harness = Harness()
     if seed is not None:
         engine.shuffler = random.Random(seed)
         _seed_scheduler(seed)
     bus = Bus(client, engine, seed)
-    routes: dict[Inngest, Callable[[EventBatch], list[str]]] = dict(ROUTES.get() or {})
-    routes[client] = bus._ingest
+    routes: dict[Inngest, Engine] = dict(ROUTES.get() or {})
+    routes[client] = engine
     token = ROUTES.set(routes)
     try:
-        async with anyio.create_task_group() as tg:
-            engine.start(tg)
-            try:
-                yield bus
-                await engine.settle()
-            finally:
-                engine.stop()
-                tg.cancel_scope.cancel()
+        async with engine.serving():
+            yield bus
     finally:
         ROUTES.reset(token)

@@ -86,27 +86,18 @@ async def trigger_async(
         logger=client.logger,
         event_retention=10_000,
         seed=0,
+        # What the run sends is stored; no other function runs.
+        validate=lambda sent: prepare_batch(sent, max_events=5000, max_bytes=10**8),
     )
-
-    async def record_sends(sent: Any) -> list[str]:
-        sent_batch = prepare_batch(sent, max_events=5000, max_bytes=10**8)
-        return engine.ingest(sent_batch.decoded)  # stored; no other function runs
-
-    engine._send = record_sends
     harness = engine.harness = Harness()
     harness.require_stubs = True
     for step_id, value in (step_stubs or {}).items():
         stub = None if value is Timeout else value
         # A stub is the step's result, never called (as in the official runner).
         harness.step_mocks[fn.id, step_id] = (lambda v: lambda *a, **k: v)(stub)
-    async with anyio.create_task_group() as tg:
-        engine.start(tg)
-        try:
-            run = engine.run_function(fn, batch.decoded)
-            await engine.settle(advance_time=True)
-        finally:
-            engine.stop()
-            tg.cancel_scope.cancel()
+    async with engine.serving():
+        run = engine.run_function(fn, batch.decoded)
+        await engine.settle(advance_time=True)
     if isinstance(run.exception, UnstubbedStepError):
         raise run.exception
     if run.status is RunStatus.COMPLETED:

@@ -336,7 +336,7 @@ async def test_exiting_the_client_finishes_queued_runs() -> None:
 
 async def test_a_busy_producer_lets_runs_execute() -> None:
     """A loop of sends that never awaits anything else still lets queued runs execute."""
-    from eventbus.transports._inprocess import BACKLOG_YIELD
+    from eventbus._engine import BACKLOG_YIELD
 
     client = make_client()
     sent = 0

@@ -123,26 +123,25 @@ def test_async_code_on_another_loop_can_use_a_threaded_engine() -> None:
         assert client.runs(event_id=ids[0])[0].output == "ok"
 
 
-def test_send_sync_from_another_thread_without_portal_is_explained() -> None:
-    """send_sync() from a foreign thread while `async with` runs the engine says what to do."""
+def test_send_sync_from_another_thread_reaches_the_engine_loop() -> None:
+    """send_sync() from a foreign thread while `async with` runs the engine is carried to
+    the engine's own loop and starts the run there."""
     client = make_client()
-    errors: list[BaseException] = []
+    engine_threads: list[int] = []
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> str:
+        engine_threads.append(threading.get_ident())
+        return "ok"
 
     async def main() -> None:
         async with client:
-
-            def worker() -> None:
-                try:
-                    client.send_sync({"name": "app/e"})
-                except BaseException as exc:
-                    errors.append(exc)
-
-            await anyio.to_thread.run_sync(worker)
+            ids = await anyio.to_thread.run_sync(lambda: client.send_sync({"name": "app/e"}))
+            await client.settle()
+            assert client.runs(event_id=ids[0])[0].output == "ok"
+            assert engine_threads == [threading.get_ident()]
 
     anyio.run(main)
-    assert len(errors) == 1
-    assert isinstance(errors[0], eventbus.UsageError)
-    assert "with client:" in str(errors[0])
 
 
 def test_mock_transport_records_and_runs_nothing() -> None:
