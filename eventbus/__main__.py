@@ -27,7 +27,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="accept only this event key (repeatable); default: any key, like the dev server",
     )
+    serve.add_argument(
+        "--signing-key",
+        default=None,
+        help="require `Authorization: Bearer <signing key>` on /v1 (as Inngest's REST API)",
+    )
     serve.add_argument("--max-body-bytes", type=int, default=512 * 1024)
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request's head may take to arrive before the connection is closed",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request's body may take to arrive (408 after)",
+    )
+    serve.add_argument(
+        "--timeout-keep-alive", type=float, default=5.0, help="idle keep-alive seconds"
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=1000,
+        help="most connections at once; beyond it new requests get 503 (0: no limit)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=None,
+        help="seconds the first SIGINT/SIGTERM lets requests and runs finish "
+        "(default: the client's shutdown_timeout)",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -53,14 +86,27 @@ def load_client(target: str) -> Any:
     return client
 
 
-def _serve(args: argparse.Namespace) -> int:  # pragma: no cover - runs a server until stopped
-    import uvicorn
-
-    from .server import create_app
+def _serve(args: argparse.Namespace) -> int:  # pragma: no cover - tested in a child process
+    from .server._serve import make_server
 
     client = load_client(args.target)
-    app = create_app(client, event_keys=args.event_key, max_body_bytes=args.max_body_bytes)
-    uvicorn.run(app, host=args.host, port=args.port, lifespan="on", log_level="info")
+    server = make_server(
+        client,
+        host=args.host,
+        port=args.port,
+        event_keys=args.event_key,
+        signing_key=args.signing_key,
+        max_body_bytes=args.max_body_bytes,
+        body_timeout=args.body_timeout,
+        header_timeout=args.header_timeout,
+        timeout_keep_alive=args.timeout_keep_alive,
+        limit_concurrency=args.limit_concurrency or None,
+        shutdown_timeout=args.shutdown_timeout,
+    )
+    try:
+        server.run()  # after a graceful stop uvicorn re-raises the signal it caught
+    except KeyboardInterrupt:
+        return 130  # the shell's status for SIGINT, without a traceback
     return 0
 
 

@@ -4,22 +4,30 @@
 
 * ``POST /e/{key}``: one event object or an array; answers ``{"ids": [...], "status":
   200}``, or 400 with ``error`` (nothing from that request is accepted), or 401 when keys
-  are configured and the key is missing or unknown.
+  are configured and the key is missing or unknown (keys are compared in constant time;
+  the path is URL-decoded once, by the server).
 * ``GET /health``
 * ``GET /v1/events`` (``name``, ``limit``), ``GET /v1/events/{id}``,
-  ``GET /v1/events/{id}/runs``, ``GET /v1/runs/{run_id}``, in ``{"data", "metadata"}``.
+  ``GET /v1/events/{id}/runs``, ``GET /v1/runs/{run_id}``, in ``{"data", "metadata"}``;
+  with a signing key they need ``Authorization: Bearer <key>``, as Inngest's REST API.
 
 Served with lifespan events (``python -m eventbus serve``, or uvicorn), the app runs the
 client's engine itself; mounted elsewhere, start the engine yourself (``with client:``).
-Request bodies are checked against the size limit while they are read.
+Request bodies are checked against the size limit while they are read, and must arrive
+within ``body_timeout`` seconds (408 otherwise).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import json
 import urllib.parse
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
+
+import anyio
 
 from .._client import Inngest
 from .._errors import EngineNotRunningError, EventValidationError
@@ -35,7 +43,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_MAX_BODY_BYTES = 512 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0
 DISCARD_LIMIT = 16 * 1024 * 1024
+_SIGNING_PREFIX = "signkey-"
 
 
 class _BadRequest(Exception):
@@ -77,22 +87,76 @@ def _run_json(run: Run) -> dict[str, Any]:
     }
 
 
+def _strip_signing_prefix(key: str) -> str:
+    """``signkey-prod-abc`` -> ``abc`` (Inngest's signing keys carry an env prefix)."""
+    if key.startswith(_SIGNING_PREFIX):
+        _, _, rest = key[len(_SIGNING_PREFIX) :].partition("-")
+        return rest
+    return key
+
+
+class _SigningKey:
+    """The Authorization bearer tokens a signing key admits, as Inngest's server does:
+    after an optional ``signkey-<env>-`` prefix, the key's body or the SHA-256 of its hex
+    body (what the official SDKs send)."""
+
+    def __init__(self, signing_key: str) -> None:
+        body = _strip_signing_prefix(signing_key)
+        allowed = [body.encode()]
+        with contextlib.suppress(ValueError):  # not a hex key: only the key itself
+            allowed.append(hashlib.sha256(bytes.fromhex(body)).hexdigest().encode())
+        self.allowed = tuple(allowed)
+
+    def admits(self, token: str) -> bool:
+        return _matches(_strip_signing_prefix(token).encode(), self.allowed)
+
+
+def _matches(candidate: bytes, allowed: tuple[bytes, ...]) -> bool:
+    """Constant-time membership: every allowed value is compared, whatever matches."""
+    found = False
+    for value in allowed:
+        found |= hmac.compare_digest(candidate, value)
+    return found
+
+
+def _encode_reply(payload: Any) -> bytes:
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate in some error message: escape it
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+
 def create_app(
     client: Inngest,
     *,
     event_keys: Collection[str] | None = None,
+    signing_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> ASGIApp:
     """The ASGI app serving ``client``'s engine over the Inngest Event API.
 
     ``event_keys``: if given, ``POST /e/{key}`` accepts only these keys (401 otherwise);
-    if None, any key is accepted, as the dev server does. ``max_body_bytes`` bounds a
-    request body (checked while reading).
+    if None, any key is accepted, as the dev server does. ``signing_key``: if given,
+    ``/v1`` answers only requests with ``Authorization: Bearer <signing key>`` (or the
+    hashed form the official SDKs send), else 401. ``max_body_bytes`` bounds a request
+    body (checked while reading) and ``body_timeout`` the seconds it may take to arrive.
     """
-    keys = None if event_keys is None else frozenset(event_keys)
+    keys = None if event_keys is None else tuple(sorted(key.encode() for key in event_keys))
+    signing = None if signing_key is None else _SigningKey(signing_key)
+
+    def authorized(scope: Scope) -> bool:
+        if signing is None:
+            return True
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = bytes(value).decode("latin-1").partition(" ")
+                return scheme.lower() == "bearer" and signing.admits(token.strip())
+        return False
 
     async def reply(send: Send, status: int, payload: Any) -> None:
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        body = _encode_reply(payload)
         await send(
             {
                 "type": "http.response.start",
@@ -134,15 +198,25 @@ def create_app(
         return {"fetched_at": client.clock.now().isoformat(), "cached_until": None}
 
     async def post_events(key: str, receive: Receive, send: Send) -> None:
-        if keys is not None and key not in keys:
-            await reply(send, 401, {"error": "Event key not found"})
+        if keys is not None and not _matches(key.encode("utf-8", "surrogatepass"), keys):
+            await reply(send, 401, {"status": 401, "error": "Event key not found"})
             return
         try:
-            body = await read_body(receive)
+            try:
+                with anyio.fail_after(body_timeout):
+                    body = await read_body(receive)
+            except TimeoutError:
+                raise _BadRequest(
+                    408, f"the request body did not arrive within {body_timeout:g} s"
+                ) from None
             try:
                 payload = json.loads(body)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise _BadRequest(400, f"the body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise _BadRequest(
+                    400, "the body nests too deeply to decode; events nest at most 256 levels"
+                ) from None
             if not isinstance(payload, (dict, list)):
                 raise _BadRequest(400, "the body must be an event object or an array of events")
             batch = prepare_batch(
@@ -163,8 +237,11 @@ def create_app(
             return
         await reply(send, 200, {"ids": ids, "status": 200})
 
-    async def get(path: str, query: dict[str, list[str]], send: Send) -> None:
+    async def get(scope: Scope, path: str, query: dict[str, list[str]], send: Send) -> None:
         parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["v1"] and not authorized(scope):
+            await reply(send, 401, {"error": "Authentication failed"})
+            return
         try:
             engine = client.engine
         except Exception:
@@ -221,14 +298,14 @@ def create_app(
         if scope["type"] != "http":  # pragma: no cover - websockets are not served
             return
         method = scope["method"]
-        path = scope["path"]
+        path = scope["path"]  # already URL-decoded once by the server, as ASGI says
         if method == "POST" and path.startswith("/e/"):
-            await post_events(urllib.parse.unquote(path[3:]), receive, send)
+            await post_events(path[3:], receive, send)
         elif method == "GET" and path == "/health":
             await reply(send, 200, {"status": 200, "message": "OK"})
         elif method == "GET":
             query = urllib.parse.parse_qs(scope.get("query_string", b"").decode())
-            await get(path, query, send)
+            await get(scope, path, query, send)
         else:
             await reply(
                 send,

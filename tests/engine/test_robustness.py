@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from typing import Any
 
 import anyio
@@ -528,3 +529,99 @@ def test_bad_bounds_are_rejected(option: str, value: object) -> None:
     """The bounds are checked when the client is made, naming the option."""
     with pytest.raises(eventbus.FunctionConfigError, match=option):
         eventbus.Inngest("app", **{option: value})  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- what may stop the engine
+
+
+class Stop(BaseException):
+    """A user's own BaseException."""
+
+
+async def test_a_base_exception_fails_its_run_and_leaves_the_block_unwrapped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A BaseException from a handler fails that run, names what is unfinished, and
+    comes out of `async with client:` as itself."""
+    client = make_client()
+
+    @client.create_function(fn_id="stopper", trigger=on("app/stop"))
+    async def stopper(ctx: eventbus.Context) -> None:
+        raise Stop("halt")
+
+    @client.create_function(fn_id="napper", trigger=on("app/nap"))
+    async def napper(ctx: eventbus.Context) -> None:
+        await ctx.step.sleep("nap", "1d")
+
+    async def main() -> None:
+        async with client:
+            await client.send({"name": "app/nap"})
+            await client.settle()
+            await client.send({"name": "app/stop"})
+            await client.settle()
+
+    with caplog.at_level(logging.WARNING, logger="eventbus"), pytest.raises(Stop, match="halt"):
+        await main()
+    (run,) = client.runs(function_id="test-app-stopper")
+    assert run.status is eventbus.RunStatus.FAILED
+    assert run.error is not None
+    assert run.error["name"] == "Stop"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("raised Stop with 1 unfinished run(s)" in m and "SLEEPING" in m for m in messages)
+
+
+async def test_a_fault_inside_the_engine_fails_only_that_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If processing a run breaks inside the engine itself, that run fails with the error
+    logged, and the engine goes on with the next."""
+    from eventbus._engine import Engine
+
+    client = make_client()
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> str:
+        return ctx.event.data["n"]
+
+    real = Engine._complete
+    faults = [1]
+
+    def faulty(self: Engine, run: Any, output: Any) -> None:
+        if faults:
+            faults.pop()
+            raise RuntimeError("engine bug")
+        real(self, run, output)
+
+    monkeypatch.setattr(Engine, "_complete", faulty)
+    with caplog.at_level(logging.ERROR, logger="eventbus"):
+        async with client:
+            first, second = await client.send(
+                [{"name": "app/e", "data": {"n": "a"}}, {"name": "app/e", "data": {"n": "b"}}]
+            )
+            await client.settle()
+            (broken,) = client.runs(event_id=first)
+            (fine,) = client.runs(event_id=second)
+    assert broken.status is eventbus.RunStatus.FAILED
+    assert broken.error is not None
+    assert broken.error["message"] == "engine bug"
+    assert fine.output == "b"
+    assert any("the engine goes on" in r.getMessage() for r in caplog.records)
+
+
+def test_unwrap_picks_what_the_user_should_see() -> None:
+    """KeyboardInterrupt/SystemExit anywhere in a group win; a lone exception is itself;
+    several stay a group."""
+    from eventbus._engine import _unwrap
+
+    if sys.version_info < (3, 11):  # pragma: no cover
+        from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+    else:
+        from builtins import BaseExceptionGroup, ExceptionGroup
+
+    exit_ = SystemExit(3)
+    nested = BaseExceptionGroup("outer", [ValueError("a"), BaseExceptionGroup("in", [exit_])])
+    assert _unwrap(nested) is exit_
+    lone = ValueError("only")
+    assert _unwrap(ExceptionGroup("g", [ExceptionGroup("h", [lone])])) is lone
+    several = ExceptionGroup("g", [ValueError("a"), KeyError("b")])
+    assert _unwrap(several) is several
