@@ -640,11 +640,18 @@ class Engine:
     async def _worker(self) -> None:
         self._starting -= 1
         try:
-            await self._work()
+            while True:
+                # One cancel scope per worker, not per run (entering one costs 3-5 us):
+                # cancelling the run this worker executes cancels the scope, and the worker
+                # goes on in a fresh one, so the cancellation can never reach another run.
+                with anyio.CancelScope() as scope:
+                    if await self._work(scope):
+                        return
         finally:
             self._workers -= 1
 
-    async def _work(self) -> None:
+    async def _work(self, scope: anyio.CancelScope) -> bool:
+        """Execute queued runs until idle too long (True) or a run was cancelled (False)."""
         ready = self._ready
         done = 0
         while True:
@@ -657,6 +664,7 @@ class Engine:
                     # Someone must take the rest if this handler suspends.
                     self._spawn_worker()
                 run._executing = True
+                run._scope = scope
                 try:
                     await self._execute(run)
                 except Exception as exc:  # a bug of the engine's: that run fails, not all
@@ -664,10 +672,13 @@ class Engine:
                 finally:
                     run._executing = False
                     run._scheduled = False
+                    run._scope = None
                     self._active -= 1
                 if run._rerun:
                     run._rerun = False
                     self._enqueue(run)
+                if scope.cancel_called:
+                    return False  # the run was cancelled after its last await: new scope
                 done += 1
                 if done % YIELD_EVERY == 0:
                     await checkpoint()
@@ -675,7 +686,7 @@ class Engine:
                 self._settled.set()
                 self._settled = None
             if self._idle >= MAX_IDLE_WORKERS:
-                return
+                return True
             self._idle += 1
             try:
                 await self._wake.wait()
@@ -856,25 +867,22 @@ class Engine:
         execution = Execution()
         events = run.events
         common = (events[0], list(events), run.run_id, run.next_attempt, function.id)
-        # Cancelling the run (client.cancel, a cancel rule, the finish timeout) cancels
-        # this scope: the handler ends at once, wherever it is awaiting.
-        scope = run._scope = anyio.CancelScope()
-        output: Any = None
+        # Cancelling the run (client.cancel, the finish timeout) cancels the worker's
+        # scope (run._scope): the handler ends at once, wherever it is awaiting.
         try:
-            with scope:
-                if function.is_async:
-                    ctx = Context(*common, self.logger, self, run, execution)
-                    output = await cast(AsyncHandler, function.handler)(ctx)
-                else:
-                    sync_ctx = ContextSync(*common, self.logger, self, run, execution)
-                    # A thread cannot be interrupted: on cancel it is abandoned, and its
-                    # next step call raises (the run has ended).
-                    output = await anyio.to_thread.run_sync(
-                        cast(SyncHandler, function.handler),
-                        sync_ctx,
-                        limiter=self.handler_threads,
-                        abandon_on_cancel=True,
-                    )
+            if function.is_async:
+                ctx = Context(*common, self.logger, self, run, execution)
+                output = await cast(AsyncHandler, function.handler)(ctx)
+            else:
+                sync_ctx = ContextSync(*common, self.logger, self, run, execution)
+                # A thread cannot be interrupted: on cancel it is abandoned, and its next
+                # step call raises (the run has ended).
+                output = await anyio.to_thread.run_sync(
+                    cast(SyncHandler, function.handler),
+                    sync_ctx,
+                    limiter=self.handler_threads,
+                    abandon_on_cancel=True,
+                )
         except Interrupt:
             return  # the step tool has scheduled what happens next
         except CancelRun:
@@ -918,10 +926,8 @@ class Engine:
                 f"{type(exc).__name__}"
             )
             raise
-        finally:
-            run._scope = None
-        if scope.cancelled_caught or run.status.is_finished:
-            return  # cancelled while executing: the run was ended by cancel_run
+        if run.status.is_finished:
+            return  # cancelled while executing (the handler swallowed it): already ended
         if execution.interrupted:
             return  # the handler swallowed an Interrupt; the run is suspended all the same
         if output is not None:
@@ -1069,9 +1075,9 @@ class Engine:
             return False
         if run._executing:
             run._cancel_requested = True
-            if not interrupt or run._scope is None:
+            if not interrupt:
                 return True  # it ends at its next step
-            run._scope.cancel()
+            run._scope.cancel()  # the worker's: the handler stops at its current await
         self._finish_cancelled(run)
         return True
 

@@ -126,6 +126,65 @@ def _scalar(value: Any, path: str, frames: list[_Frame]) -> tuple[Any, int]:
     )
 
 
+class _Unusual(Exception):
+    """The fast path met something it leaves to the full walk."""
+
+
+def _fast_text(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise _Unusual from None
+
+
+def _fast(value: Any, depth: int) -> tuple[Any, int]:
+    """The common case, recursively and without paths: plain dicts, lists and scalars
+    within every rule. Anything else raises _Unusual (or RecursionError on a deep stack)."""
+    kind = type(value)
+    if kind is dict:
+        copy: dict[str, Any] = {}
+        size = 2
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Unusual
+            _fast_text(key)
+            item_kind = type(item)
+            if item_kind is str:
+                _fast_text(item)
+                copy[key] = item
+                size += 6 * (len(key) + len(item)) + 6
+            elif item_kind is int and item.bit_length() <= _FLOAT_BITS:
+                copy[key] = item
+                size += 6 * len(key) + item.bit_length() // 3 + 6
+            else:
+                if depth >= MAX_NESTING_DEPTH:
+                    raise _Unusual
+                copy[key], item_size = _fast(item, depth + 1)
+                size += 6 * len(key) + item_size + 4
+        return copy, size
+    if kind is list or kind is tuple:
+        items: list[Any] = []
+        size = 2
+        for item in value:
+            if depth >= MAX_NESTING_DEPTH:
+                raise _Unusual
+            item_copy, item_size = _fast(item, depth + 1)
+            items.append(item_copy)
+            size += item_size + 1
+        return items, size
+    if kind is str:
+        _fast_text(value)
+        return value, 6 * len(value) + 2
+    if kind is int and value.bit_length() <= _FLOAT_BITS:
+        return value, value.bit_length() // 3 + 2
+    if kind is bool or value is None:
+        return value, 5
+    if kind is float and math.isfinite(value):
+        return value, 26
+    raise _Unusual
+
+
 def json_copy(value: Any, path: str) -> tuple[Any, int]:
     """Validate a JSON tree and copy it; returns the copy and an upper bound of its size.
 
@@ -134,6 +193,15 @@ def json_copy(value: Any, path: str) -> tuple[Any, int]:
     int and float become the base type, as a JSON round trip would make them. Raises
     :class:`EventValidationError` naming the path of the first value that breaks a rule.
     """
+    try:
+        return _fast(value, 1)
+    except (_Unusual, RecursionError):
+        # The full walk decides (it does not recurse, so the caller's stack depth does not
+        # matter) and names the path of what is wrong.
+        return _walk(value, path)
+
+
+def _walk(value: Any, path: str) -> tuple[Any, int]:
     frames: list[_Frame] = []
     opened = _container(value)
     if opened is None:

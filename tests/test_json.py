@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import eventbus
-from eventbus._json import MAX_NESTING_DEPTH, OutputError, encode_output, json_copy
+from eventbus._json import MAX_NESTING_DEPTH, OutputError, _walk, encode_output, json_copy
 from tests.helpers import make_client
 
 
@@ -51,6 +51,7 @@ def test_copy_is_the_json_round_trip_and_the_bound_holds(value: Any) -> None:
     encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     assert copy == json.loads(encoded)
     assert bound >= len(encoded)
+    assert _walk(value, "data") == (copy, bound)  # the full walk agrees with the fast path
 
 
 @given(json_trees(any_text))

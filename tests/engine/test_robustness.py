@@ -625,3 +625,35 @@ def test_unwrap_picks_what_the_user_should_see() -> None:
     assert _unwrap(ExceptionGroup("g", [ExceptionGroup("h", [lone])])) is lone
     several = ExceptionGroup("g", [ValueError("a"), KeyError("b")])
     assert _unwrap(several) is several
+
+
+async def test_a_cancel_after_the_last_await_cannot_reach_the_next_run() -> None:
+    """Cancelling a run whose handler was just woken (its worker is scheduled, not yet
+    resumed) ends that run; the next run on the same worker completes untouched."""
+    client = make_client(max_concurrency=1)  # one worker executes both runs in turn
+    woken = anyio.Event()
+    started = anyio.Event()
+
+    @client.create_function(fn_id="first", trigger=on("app/first"))
+    async def first(ctx: eventbus.Context) -> str:
+        started.set()
+        await woken.wait()
+        return "first"
+
+    @client.create_function(fn_id="second", trigger=on("app/second"))
+    async def second(ctx: eventbus.Context) -> str:
+        await anyio.lowlevel.checkpoint()
+        return "second"
+
+    async with client:
+        a, b = await client.send([{"name": "app/first"}, {"name": "app/second"}])
+        await started.wait()
+        (run_a,) = client.runs(event_id=a)
+        woken.set()  # the worker is now scheduled to resume the first handler...
+        assert client.cancel(run_a.run_id)  # ...and its run is cancelled before it does
+        await client.settle()
+        (run_b,) = client.runs(event_id=b)
+    assert run_a.status is eventbus.RunStatus.CANCELLED
+    assert run_a.output is None
+    assert run_b.status is eventbus.RunStatus.COMPLETED
+    assert run_b.output == "second"
