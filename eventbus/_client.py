@@ -10,20 +10,18 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
 
 from ._clock import Clock, SystemClock
+from ._engine import Engine
 from ._errors import EngineNotRunningError, FunctionConfigError, UsageError
 from ._event import Event, EventBatch, StoredEvent, prepare_batch
 from ._function import Cancel, Function, Handler, Registry, Timeouts, TriggerEvent, make_function
 from ._run import Run, RunStatus
 from .transports import InProcessTransport, Transport
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 H = TypeVar("H", bound=Handler)
 
@@ -201,8 +199,6 @@ class Inngest:
 
     def _new_engine(self, *, clock: Clock | None = None, seed: int | None = None) -> Engine:
         """A fresh engine over this client's functions and settings."""
-        from ._engine import Engine
-
         return Engine(
             registry=self._registry,
             clock=clock if clock is not None else self.clock,

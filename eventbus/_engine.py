@@ -100,6 +100,7 @@ YIELD_EVERY = 64
 BACKLOG_YIELD = 256
 #: Unfinished runs named one by one in the shutdown warning.
 REPORT_RUNS = 50
+_SHUTTING_DOWN = "the eventbus engine is shutting down and accepts no more events"
 #: The engine whose worker (or timer) task this is, if any.
 _ENGINE: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
     "eventbus_engine", default=None
@@ -245,7 +246,8 @@ class Engine:
         self.clock = clock
         self.logger = logger
         self.event_retention = event_retention
-        self.random = random.Random(seed)
+        self._seed = seed
+        self._random: random.Random | None = None  # made on first use: seeding costs ~9 us
         self.dedup = DedupIndex()
         self._ids = UlidGenerator()
         self._events: dict[str, StoredEvent] = {}
@@ -285,6 +287,13 @@ class Engine:
         self._unsubscribe: Callable[[], None] | None = None
         self.portal: anyio.from_thread.BlockingPortal | None = None
 
+    @property
+    def random(self) -> random.Random:
+        """Retry jitter: seeded with the engine's seed (from the OS when None)."""
+        if self._random is None:
+            self._random = random.Random(self._seed)
+        return self._random
+
     # ------------------------------------------------------------------ lifecycle
 
     @property
@@ -321,6 +330,7 @@ class Engine:
         """Stop accepting work and report what is unfinished; the caller cancels the
         task group (which cancels executing handlers)."""
         self._tg = None
+        self._release_senders()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -384,8 +394,20 @@ class Engine:
     async def drain(self) -> None:
         """Refuse outside sends; wait up to ``shutdown_timeout`` for runs to finish."""
         self.draining = True
+        self._release_senders()
+        if not self._active:
+            return  # nothing queued or executing (the usual case after a settle)
+        if self.shutdown_timeout == math.inf:
+            await self.settle()
+            return
         with anyio.move_on_after(self.shutdown_timeout):
             await self.settle()
+
+    def _release_senders(self) -> None:
+        """Wake sends waiting for room: they are refused, never left waiting forever."""
+        if self._room is not None:
+            self._room.set()
+            self._room = None
 
     # ------------------------------------------------------------------ ingest
 
@@ -677,8 +699,10 @@ class Engine:
                 if run._rerun:
                     run._rerun = False
                     self._enqueue(run)
-                if scope.cancel_called:
-                    return False  # the run was cancelled after its last await: new scope
+                if run._cancel_requested:
+                    # It may have cancelled this scope after the handler's last await, with
+                    # nothing left to deliver it to: the next run gets a fresh scope.
+                    return False
                 done += 1
                 if done % YIELD_EVERY == 0:
                     await checkpoint()
@@ -729,15 +753,17 @@ class Engine:
             if self._room is None:
                 self._room = anyio.Event()
             await self._room.wait()
+            if self.draining or self._tg is None:
+                raise EngineNotRunningError(_SHUTTING_DOWN)
 
     async def accept(self, decoded: Sequence[dict[str, Any]]) -> list[str]:
         """Admit, then ingest: acceptance is the last thing, so a send cancelled while it
         waits for room has accepted nothing."""
         if self.draining and _ENGINE.get() is not self:
-            raise EngineNotRunningError(
-                "the eventbus engine is shutting down and accepts no more events"
-            )
-        await self.admit()
+            raise EngineNotRunningError(_SHUTTING_DOWN)
+        backlog = len(self._ready)
+        if backlog > BACKLOG_YIELD or backlog >= self.max_queued_runs:
+            await self.admit()
         return self.ingest(decoded)
 
     async def send_batch(self, batch: EventBatch) -> list[str]:
@@ -931,11 +957,10 @@ class Engine:
         if execution.interrupted:
             return  # the handler swallowed an Interrupt; the run is suspended all the same
         if output is not None:
-            what = f"the return value of {function.id!r}"  # "... is not JSON (...)"
             try:
-                output = decode_output(encode_output(output, what), what)
+                output = decode_output(encode_output(output))
             except OutputError as exc:
-                self._fail(run, NonRetriableError(str(exc)))
+                self._fail(run, NonRetriableError(f"the return value of {function.id!r} {exc}"))
                 return
         self._complete(run, output)
 

@@ -265,37 +265,38 @@ class OutputError(ValueError):
     """A handler's or step's result that cannot be stored as JSON (internal)."""
 
 
-def encode_output(value: Any, what: str) -> str:
+def encode_output(value: Any) -> str:
     """Encode a handler's or step's result as compact JSON, or raise :class:`OutputError`
-    saying why it cannot be (not JSON, too deep to encode, invalid Unicode)."""
+    saying why it cannot be (not JSON, too deep to encode, invalid Unicode); its message
+    continues a sentence such as "step 'x' returned a value that ..."."""
     try:
         encoded = _ENCODER.encode(value)
     except RecursionError:
         raise OutputError(
-            f"{what} nests too deeply to encode as JSON; flatten it or store it elsewhere "
-            "and return a reference"
+            "nests too deeply to encode as JSON; flatten it or store it elsewhere and "
+            "return a reference"
         ) from None
     except (TypeError, ValueError) as exc:
         raise OutputError(
-            f"{what} is not JSON ({exc}); return dicts, lists, strings, numbers, bools or None"
+            f"is not JSON ({exc}); return dicts, lists, strings, numbers, bools or None"
         ) from None
     if not encoded.isascii():
         try:
             encoded.encode()
         except UnicodeEncodeError as exc:
             raise OutputError(
-                f"{what} contains text that is not valid Unicode ({exc.reason}); lone "
-                "surrogates like '\\ud800' cannot be encoded as UTF-8"
+                f"contains text that is not valid Unicode ({exc.reason}); lone surrogates "
+                "like '\\ud800' cannot be encoded as UTF-8"
             ) from None
     return encoded
 
 
-def decode_output(encoded: str, what: str) -> Any:
+def decode_output(encoded: str) -> Any:
     """Decode what :func:`encode_output` made (bounded by the same depth as encoding)."""
     try:
         return json.loads(encoded)
     except RecursionError:
         raise OutputError(
-            f"{what} nests too deeply to decode as JSON; flatten it or store it elsewhere "
-            "and return a reference"
+            "nests too deeply to decode as JSON; flatten it or store it elsewhere and "
+            "return a reference"
         ) from None

@@ -224,11 +224,12 @@ class Step:
             _current_step.reset(token)
             raise
         _current_step.reset(token)
-        what = f"step {key!r} returned a value that"
         try:
-            encoded = encode_output(value, what)
+            encoded = encode_output(value)
         except OutputError as exc:
-            raise self._fail(record, NonRetriableError(str(exc))) from None
+            raise self._fail(
+                record, NonRetriableError(f"step {key!r} returned a value that {exc}")
+            ) from None
         if len(encoded) > MAX_STEP_OUTPUT_BYTES:
             raise self._fail(
                 record,
@@ -239,9 +240,11 @@ class Step:
                 ),
             )
         try:
-            output = decode_output(encoded, what)
+            output = decode_output(encoded)
         except OutputError as exc:  # pragma: no cover - decoding is as deep as encoding
-            raise self._fail(record, NonRetriableError(str(exc))) from None
+            raise self._fail(
+                record, NonRetriableError(f"step {key!r} returned a value that {exc}")
+            ) from None
         self._complete(record, output)
         _note_branch(record)
         return output
@@ -515,8 +518,7 @@ class Step:
             if mocked:
                 try:
                     value = mock(dict(data or {})) if callable(mock) else mock
-                    what = f"the mock of invoke {key!r} returned a value that"
-                    output = decode_output(encode_output(value, what), what)
+                    output = decode_output(encode_output(value))
                 except Exception as exc:
                     raise self._fail(record, exc) from exc
                 self._complete(record, output)

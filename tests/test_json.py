@@ -170,9 +170,9 @@ async def test_send_reports_a_cycle_with_its_index() -> None:
 def test_encode_output_says_why() -> None:
     """Outputs that cannot be stored raise OutputError with the reason."""
     with pytest.raises(OutputError, match="nests too deeply"):
-        encode_output(nested(5000), "the output")
+        encode_output(nested(5000))
     with pytest.raises(OutputError, match="not valid Unicode"):
-        encode_output({"s": "\ud800"}, "the output")
+        encode_output({"s": "\ud800"})
     with pytest.raises(OutputError, match="is not JSON"):
-        encode_output({"s": object()}, "the output")
-    assert encode_output({"é": [1, None]}, "the output") == '{"é":[1,null]}'
+        encode_output({"s": object()})
+    assert encode_output({"é": [1, None]}) == '{"é":[1,null]}'

@@ -115,8 +115,9 @@ def make_server(
             original = lifespan.shutdown
 
             async def shutdown_engine() -> None:
-                remaining = max(0.0, deadline - time.monotonic())
-                client.engine.shutdown_timeout = remaining  # the running engine's drain
+                engine = getattr(client.transport, "engine", None)
+                if engine is not None:  # the running engine's drain gets what is left
+                    engine.shutdown_timeout = max(0.0, deadline - time.monotonic())
                 await original()
 
             lifespan.shutdown = shutdown_engine

@@ -657,3 +657,28 @@ async def test_a_cancel_after_the_last_await_cannot_reach_the_next_run() -> None
     assert run_a.output is None
     assert run_b.status is eventbus.RunStatus.COMPLETED
     assert run_b.output == "second"
+
+
+async def test_a_send_waiting_for_room_is_refused_at_shutdown() -> None:
+    """A send blocked on a full queue when the engine shuts down fails with
+    EngineNotRunningError instead of waiting forever, having accepted nothing."""
+    client = make_client(max_queued_runs=300, max_concurrency=1, shutdown_timeout=0)
+    refused: list[BaseException] = []
+
+    @client.create_function(fn_id="stuck", trigger=on("app/e"))
+    async def stuck(ctx: eventbus.Context) -> None:
+        await anyio.sleep_forever()
+
+    async def late_sender() -> None:
+        try:
+            await client.send({"name": "app/e", "data": {"late": True}})
+        except eventbus.EngineNotRunningError as exc:
+            refused.append(exc)
+
+    async with anyio.create_task_group() as tg, client:
+        await client.send([{"name": "app/e"}] * 301)  # one executes, 300 queued: full
+        tg.start_soon(late_sender)
+        await anyio.wait_all_tasks_blocked()  # it waits for room
+    assert len(refused) == 1
+    assert "shutting down" in str(refused[0])
+    assert not any(e.data.get("late") for e in client.events())
