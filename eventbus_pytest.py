@@ -32,7 +32,7 @@ _BUS_KEY = pytest.StashKey["Bus"]()
 
 @pytest.fixture
 def eventbus_clock() -> eventbus.VirtualClock:
-    """A fresh virtual clock (2025-01-01T00:00Z); move it with ``.advance(timedelta)``."""
+    """A fresh virtual clock (starting at the real now); move it with ``.advance(timedelta)``."""
     import eventbus
 
     return eventbus.VirtualClock()

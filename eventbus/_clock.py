@@ -53,20 +53,19 @@ class SystemClock(Clock):
         return "SystemClock()"
 
 
-DEFAULT_VIRTUAL_START = datetime.datetime(2025, 1, 1, tzinfo=UTC)
-
-
 class VirtualClock(Clock):
     """A clock that moves only when told to, so tests can skip hours in microseconds.
 
-    ``start`` is an aware datetime (default 2025-01-01T00:00:00Z, so runs are
-    reproducible). Engines using this clock fire every timer that falls due when
-    :meth:`advance` moves time past it.
+    ``start`` is an aware datetime; by default the current real time (to the
+    millisecond), so deadlines that code builds from ``datetime.now()`` fall where they
+    would; pin it (``start=datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)``)
+    for timestamps that repeat from run to run. Engines using this clock fire every timer
+    that falls due when :meth:`advance` moves time past it.
     """
 
     def __init__(self, start: datetime.datetime | None = None) -> None:
         if start is None:
-            start = DEFAULT_VIRTUAL_START
+            start = ms_to_datetime(SystemClock().now_ms())
         if not isinstance(start, datetime.datetime) or start.tzinfo is None:
             raise TypeError(
                 f"VirtualClock(start=...) needs an aware datetime, got {start!r}; "

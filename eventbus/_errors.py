@@ -136,8 +136,10 @@ class StepError(EventbusError):
         self.name = name
         self.stack = stack
         self.step_id = step_id
-        where = f"step {step_id!r} failed: " if step_id else ""
-        super().__init__(f"{where}{name}: {message}")
+        super().__init__(message)  # str() is the original message, as in the SDK
+
+    def __repr__(self) -> str:
+        return f"StepError(step_id={self.step_id!r}, name={self.name!r}, message={self.message!r})"
 
 
 class SendEventsError(EventbusError):
@@ -161,8 +163,10 @@ def error_info(exc: BaseException) -> dict[str, Any]:
     message = getattr(exc, "message", None)
     if not isinstance(message, str):
         message = str(exc)
+    # A step's failure reports the original error's name (as the SDK), not "StepError".
+    name = exc.name if isinstance(exc, StepError) else type(exc).__name__
     return {
-        "name": type(exc).__name__,
+        "name": name,
         "message": message,
         "stack": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
     }

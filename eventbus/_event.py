@@ -365,6 +365,13 @@ class EventBatch:
         return f"<EventBatch {len(self.decoded)} event(s)>"
 
 
+def _foreign_event(item: object) -> object:
+    """Another library's event object (such as ``inngest.Event``) as the mapping its
+    ``to_dict()`` returns; None for anything else."""
+    to_dict = getattr(item, "to_dict", None)
+    return to_dict() if callable(to_dict) and not isinstance(item, type) else None
+
+
 def prepare_batch(
     payload: object, *, max_events: int, max_bytes: int, allow_reserved: bool = False
 ) -> EventBatch:
@@ -374,7 +381,10 @@ def prepare_batch(
     accepted unless every event is valid and the request fits the limits.
     """
     items: Sequence[object]
-    if type(payload) is dict or isinstance(payload, (Event, Mapping)):
+    single = type(payload) is dict or isinstance(payload, (Event, Mapping))
+    if not single and not isinstance(payload, (list, tuple)):
+        single = isinstance(_foreign_event(payload), Mapping)  # inngest.Event, say
+    if single:
         items = (payload,)
     elif isinstance(payload, (list, tuple)):
         items = payload
@@ -396,6 +406,8 @@ def prepare_batch(
                 entry, size = _wire_from_mapping(item)
             elif isinstance(item, Event):
                 entry, size = _wire(item.name, item.data, item.id, item.ts, item.v, item.user)
+            elif isinstance(raw := _foreign_event(item), Mapping):
+                entry, size = _wire_from_mapping(raw)
             else:
                 raise EventValidationError(
                     f"an event must be an eventbus.Event or a mapping, "

@@ -124,6 +124,17 @@ def _event_from_wire(wire: dict[str, Any]) -> Event:
     )
 
 
+#: Marks a journal error that was a NonRetriableError, so replays raise it again as one.
+_NON_RETRIABLE = "_non_retriable"
+
+
+def _replayed_error(record: StepRecord) -> Exception:
+    error = record.error or {}
+    if error.get(_NON_RETRIABLE):
+        return NonRetriableError(str(error.get("message", "")))
+    return _step_error(record)
+
+
 def _step_error(record: StepRecord) -> StepError:
     error = record.error or {}
     return StepError(
@@ -188,7 +199,7 @@ class Step:
                 _note_branch(record)
                 return record.output
             if record.status is StepStatus.FAILED:
-                raise _step_error(record)
+                raise _replayed_error(record)
         else:
             record = self._new_record(key, kind)
         engine = self._engine
@@ -202,7 +213,15 @@ class Step:
             value = thunk()
             if inspect.isawaitable(value):
                 value = await value
-        except (NonRetriableError, UsageError, EventValidationError, StepError) as exc:
+        except NonRetriableError as exc:
+            # As the SDK: it leaves the step as itself (a StepError fallback does not
+            # catch it) and, uncaught, fails the run.
+            _current_step.reset(token)
+            self._fail(record, exc)
+            assert record.error is not None
+            record.error[_NON_RETRIABLE] = True
+            raise
+        except (UsageError, EventValidationError, StepError) as exc:
             _current_step.reset(token)
             raise self._fail(record, exc) from exc
         except RetryAfterError as exc:
@@ -434,7 +453,8 @@ class Step:
             if mocked:
                 value = mock() if callable(mock) else mock
                 if value is not None and not isinstance(value, Event):
-                    value = Event.from_dict(value)
+                    raw = getattr(value, "to_dict", None)  # inngest.Event, say
+                    value = Event.from_dict(raw() if callable(raw) else value)
                 self._complete(record, None if value is None else value.to_dict())
                 return value  # type: ignore[no-any-return]
         record.status = StepStatus.WAITING

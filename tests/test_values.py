@@ -74,8 +74,8 @@ def test_duration_strings_round_trip(ms: int) -> None:
 
 
 def test_virtual_clock_moves_only_when_advanced() -> None:
-    """VirtualClock starts at a fixed instant and moves by advance()."""
-    clock = eventbus.VirtualClock()
+    """VirtualClock starts at the given instant and moves only by advance()."""
+    clock = eventbus.VirtualClock(datetime.datetime(2025, 1, 1, tzinfo=UTC))
     start = clock.now()
     assert start == datetime.datetime(2025, 1, 1, tzinfo=UTC)
     assert clock.is_virtual
@@ -87,6 +87,17 @@ def test_virtual_clock_moves_only_when_advanced() -> None:
     assert "VirtualClock(now=2025-01-01T02:00" in repr(clock)
     custom = eventbus.VirtualClock(datetime.datetime(2030, 6, 1, tzinfo=UTC))
     assert custom.now().year == 2030
+
+
+def test_virtual_clock_starts_at_the_real_time_by_default() -> None:
+    """Without start=, a VirtualClock begins at the wall clock's now (to the ms), so
+    deadlines built from datetime.now() in app code fall where they would."""
+    before = eventbus.SystemClock().now_ms()
+    clock = eventbus.VirtualClock()
+    after = eventbus.SystemClock().now_ms()
+    assert before <= clock.now_ms() <= after
+    frozen = clock.now_ms()
+    assert clock.now_ms() == frozen  # it does not move by itself
 
 
 def test_virtual_clock_rejects_bad_input() -> None:

@@ -1,4 +1,7 @@
-"""Serve eventbus functions on Inngest with the official SDK (extra ``eventbus[inngest]``).
+"""The bridge to the official SDK, both ways (extra ``eventbus[inngest]``).
+
+``from_inngest(fn)`` runs an official SDK function on eventbus (see ``_sdk``);
+``to_inngest`` serves eventbus functions on Inngest with the SDK:
 
 ::
 
@@ -28,8 +31,10 @@ from .._errors import FunctionConfigError
 from .._event import Event
 from .._function import Function
 from .._step import ParallelMode
+from ._sdk import SUPPORTED_SDK as SUPPORTED_SDK
+from ._sdk import from_inngest as from_inngest
 
-__all__ = ("to_inngest",)
+__all__ = ("SUPPORTED_SDK", "from_inngest", "to_inngest")
 
 
 def _ms(value: datetime.timedelta | int | str | None) -> int | None:

@@ -17,6 +17,7 @@ never share anything.
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -301,11 +302,45 @@ def _seed_scheduler(seed: int) -> None:
             generator.seed(seed)
 
 
+def _shadow_client(inngest_client: Any, functions: Any) -> Inngest:
+    """An eventbus client holding an official SDK app's functions."""
+    from ..contrib._sdk import from_inngest, is_sdk_function
+
+    if (
+        functions is None
+        or isinstance(functions, (str, bytes))
+        or not all(is_sdk_function(fn) for fn in functions)
+    ):
+        raise UsageError(
+            "running(inngest_client, functions=[...]) takes the list of inngest.Function "
+            f"the app passes to serve(), got functions={functions!r}"
+        )
+    logger = getattr(inngest_client, "logger", None)
+    shadow = Inngest(
+        str(inngest_client.app_id), logger=logger if isinstance(logger, logging.Logger) else None
+    )
+    for fn in functions:
+        converted = from_inngest(fn)
+        for function in converted:  # a repeated fn_id is reported here, at engine start
+            shadow._registry.check_unique(function.id)
+        for function in converted:
+            shadow._registry.add(function)
+    return shadow
+
+
 @contextlib.asynccontextmanager
 async def running(
-    client: Inngest, clock: Clock | None = None, seed: int | None = None
+    client: Any,
+    clock: Clock | None = None,
+    seed: int | None = None,
+    *,
+    functions: Any = None,
 ) -> AsyncIterator[Bus]:
     """Run a fresh engine for ``client``'s functions for the length of the block.
+
+    ``client`` is an eventbus client, or an official ``inngest.Inngest`` with
+    ``functions=[...]``, the ``inngest.Function`` list its app passes to ``serve()``: they
+    run unchanged, with their configuration and the SDK's context and step API.
 
     ``clock`` defaults to a new :class:`VirtualClock`. ``seed`` makes the run
     reproducible: retry jitter, the order in which runs started by one event and parallel
@@ -316,8 +351,17 @@ async def running(
     lets queued runs finish (for up to the client's ``shutdown_timeout``), then stops the
     engine.
     """
+    if type(client).__module__.startswith("inngest."):
+        client = _shadow_client(client, functions)
+    elif functions is not None:
+        raise UsageError(
+            "functions= is for an official inngest.Inngest client; an eventbus client's "
+            "functions are the ones registered on it"
+        )
     if not isinstance(client, Inngest):
-        raise UsageError(f"running() takes an eventbus.Inngest client, got {client!r}")
+        raise UsageError(
+            f"running() takes an eventbus.Inngest or an inngest.Inngest client, got {client!r}"
+        )
     engine = client._new_engine(clock=clock if clock is not None else VirtualClock(), seed=seed)
     engine.harness = Harness()
     if seed is not None:

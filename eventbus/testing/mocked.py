@@ -6,6 +6,10 @@ step, ``NonRetriableError`` not retried, ``StepError`` catchable, step results
 round-tripped through JSON. ``trigger`` also works inside a running event loop as
 ``await trigger_async(...)``.
 
+Functions made with the official SDK (``inngest.Inngest(...).create_function``), its
+``inngest.Event`` and its ``mocked.Inngest`` client are accepted as they are (with the
+``inngest`` extra): the handler gets the SDK's context and step API, run on eventbus.
+
 As in the official runner: sleeps resolve at once, ``wait_for_event`` and ``invoke``
 must be stubbed (``UnstubbedStepError`` otherwise), a stub replaces a step's result
 (the step's function is not called), and a list of events becomes one run with
@@ -16,6 +20,7 @@ are not run.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +32,7 @@ from .._client import Inngest as _Inngest
 from .._clock import VirtualClock
 from .._engine import Engine, Harness
 from .._errors import UsageError
-from .._event import Event, prepare_batch
+from .._event import prepare_batch
 from .._function import Function, Registry
 from .._run import RunStatus
 from .._step import UnstubbedStepError
@@ -64,18 +69,47 @@ class Result:
     status: Status
 
 
+#: As the official runner: triggers and flow control play no part in a trigger().
+_IGNORED_BY_TRIGGER = (
+    "cron",
+    "batch_events",
+    "concurrency",
+    "debounce",
+    "idempotency",
+    "priority",
+    "rate_limit",
+    "singleton",
+    "throttle",
+)
+
+
+def _function(fn: object) -> Function:
+    if isinstance(fn, Function):
+        return fn
+    from ..contrib._sdk import from_inngest, is_sdk_function
+
+    if is_sdk_function(fn):
+        return from_inngest(fn, ignore=_IGNORED_BY_TRIGGER)[0]
+    raise UsageError(
+        "trigger() takes the Function that create_function returned (eventbus's or the "
+        f"official SDK's), got {fn!r}"
+    )
+
+
 async def trigger_async(
-    fn: Function,
-    event: Event | Mapping[str, Any] | list[Any],
-    client: _Inngest,
+    fn: Any,
+    event: Any,
+    client: Any,
     *,
     step_stubs: Mapping[str, object] | None = None,
 ) -> Result:
-    """Run ``fn`` once for ``event`` (or a list of events) and return its result."""
-    if not isinstance(fn, Function):
-        raise UsageError(
-            f"trigger() takes the eventbus.Function that create_function returned, got {fn!r}"
-        )
+    """Run ``fn`` once for ``event`` (or a list of events) and return its result.
+
+    ``fn`` is an eventbus or official SDK Function; ``event`` an Event, ``inngest.Event``
+    or mapping, or a list of them; ``client`` either library's (mocked) client, used for
+    its logger.
+    """
+    fn = _function(fn)
     events = event if isinstance(event, list) else [event]
     batch = prepare_batch(events, max_events=5000, max_bytes=10**8, allow_reserved=True)
     registry = Registry()
@@ -83,7 +117,7 @@ async def trigger_async(
     engine = Engine(
         registry=registry,
         clock=VirtualClock(),
-        logger=client.logger,
+        logger=getattr(client, "logger", None) or logging.getLogger("eventbus"),
         event_retention=10_000,
         seed=0,
         # What the run sends is stored; no other function runs.
@@ -106,9 +140,9 @@ async def trigger_async(
 
 
 def trigger(
-    fn: Function,
-    event: Event | Mapping[str, Any] | list[Any],
-    client: _Inngest,
+    fn: Any,
+    event: Any,
+    client: Any,
     *,
     step_stubs: Mapping[str, object] | None = None,
 ) -> Result:

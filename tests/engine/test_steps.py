@@ -139,7 +139,8 @@ async def test_step_error_can_be_caught() -> None:
     assert (last.name, last.message, last.step_id) == ("KeyError", "'sku-1'", "reserve")
     assert last.stack is not None
     assert "KeyError" in last.stack
-    assert "step 'reserve' failed: KeyError" in str(last)
+    assert str(last) == "'sku-1'"  # the original message, as in the official SDK
+    assert "step_id='reserve'" in repr(last)
     # Caught twice: by the execution whose last attempt failed, and by no replay (the run
     # then completed inline), so exactly one execution after the first saw it.
     assert len(caught) == 1
@@ -164,26 +165,58 @@ async def test_uncaught_step_error_fails_the_run_without_more_retries() -> None:
     assert run.status is eventbus.RunStatus.FAILED
     assert executions == 3  # one per step attempt, none more
     assert run.error is not None
-    assert run.error["name"] == "StepError"
-    assert "card declined" in run.error["message"]
+    assert run.error["name"] == "RuntimeError"  # the original error's, as the SDK records it
+    assert run.error["message"] == "card declined"
 
 
-async def test_non_retriable_error_in_a_step_fails_it_at_once() -> None:
-    """NonRetriableError inside a step: one attempt, then StepError."""
+async def test_non_retriable_error_in_a_step_fails_the_run_with_it() -> None:
+    """NonRetriableError inside a step: one attempt, and it leaves the step as itself, so
+    a StepError fallback does not run and the run fails with it (as the SDK does)."""
     client = make_client()
+    fallbacks: list[str] = []
 
     @client.create_function(fn_id="f", trigger=on("app/e"), retries=5)
     async def f(ctx: eventbus.Context) -> None:
         def declined() -> None:
             raise eventbus.NonRetriableError("card declined")
 
-        await ctx.step.run("charge", declined)
+        try:
+            await ctx.step.run("charge", declined)
+        except eventbus.StepError:
+            fallbacks.append("ran")
 
     run = await run_one(client)
+    assert fallbacks == []
     assert run.steps[0].attempts == 1
     assert run.steps[0].error is not None
     assert run.steps[0].error["message"] == "card declined"
     assert run.status is eventbus.RunStatus.FAILED
+    assert run.error is not None
+    assert run.error["name"] == "NonRetriableError"
+    assert run.attempts == 1
+
+
+async def test_a_caught_non_retriable_step_error_replays_as_itself() -> None:
+    """A handler that catches the NonRetriableError and goes on to sleep sees the same
+    exception type again when the run resumes (the failed step replays from the journal)."""
+    client = make_client()
+    seen: list[str] = []
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> list[str]:
+        def declined() -> None:
+            raise eventbus.NonRetriableError("card declined")
+
+        try:
+            await ctx.step.run("charge", declined)
+        except eventbus.NonRetriableError as exc:
+            seen.append(f"{type(exc).__name__}: {exc}")
+        await ctx.step.sleep("later", "1h")
+        return seen
+
+    run = await run_one(client)
+    assert run.status is eventbus.RunStatus.COMPLETED
+    assert run.output == ["NonRetriableError: card declined"] * 2
 
 
 async def test_retry_after_error_in_a_step() -> None:

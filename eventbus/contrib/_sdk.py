@@ -1,0 +1,332 @@
+"""Official SDK functions on eventbus: ``from_inngest`` (extra ``eventbus[inngest]``).
+
+An ``inngest.Function`` (what ``inngest.Inngest(...).create_function`` returns) becomes an
+eventbus Function with the same id, name, triggers (and expressions), retries, cancel
+rules, timeouts and ``on_failure`` handler. The configuration is read through the SDK's
+public ``get_config()``, the same call its ``serve()`` makes; the handler itself is only
+reachable as ``_handler`` (the SDK's own mocked runner reads it there too), so the
+supported SDK versions are pinned (:data:`SUPPORTED_SDK`) and any other version is a
+clear error.
+
+The handler runs unchanged: it gets a context shaped like the SDK's (``attempt``,
+``event`` and ``events`` as ``inngest.Event``, ``group``, ``job_id``, ``logger``,
+``request_id``, ``run_id``, ``step``) whose step tools take the SDK's arguments (int
+milliseconds or timedeltas, ``inngest.Event`` in ``send_event``, ``inngest.Function`` in
+``invoke``, ``inngest.ParallelMode``) and run on eventbus's engine.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._errors import FunctionConfigError, UsageError
+from .._function import Cancel, Function, Timeouts, TriggerEvent, make_function
+from .._step import ParallelMode
+
+#: The ``inngest`` versions whose functions eventbus can read: (major, minor) pairs.
+SUPPORTED_SDK = ((0, 5),)
+#: Function options that eventbus does not apply yet, by the SDK's config field name.
+_UNSUPPORTED_OPTIONS = (
+    "batch_events",
+    "concurrency",
+    "debounce",
+    "idempotency",
+    "priority",
+    "rate_limit",
+    "singleton",
+    "throttle",
+)
+_APP_URL = "http://eventbus.invalid/api/inngest"
+
+
+def sdk_version() -> str:
+    """The installed ``inngest`` version, or a UsageError saying how to install it."""
+    try:
+        return importlib.metadata.version("inngest")
+    except importlib.metadata.PackageNotFoundError:
+        raise UsageError(
+            "functions of the official SDK need it installed: pip install 'eventbus[inngest]'"
+        ) from None
+
+
+def _check_version() -> None:
+    version = sdk_version()
+    parts = version.split(".")
+    try:
+        major_minor = (int(parts[0]), int(parts[1]))
+    except (IndexError, ValueError):
+        major_minor = (-1, -1)
+    if major_minor not in SUPPORTED_SDK:
+        supported = ", ".join(f"{a}.{b}.x" for a, b in SUPPORTED_SDK)
+        raise UsageError(
+            f"eventbus cannot read functions of inngest {version}; it supports inngest "
+            f"{supported} (pip install 'inngest>=0.5,<0.6')"
+        )
+
+
+def is_sdk_function(value: object) -> bool:
+    """True for an ``inngest.Function`` (without importing the SDK when it is absent)."""
+    module = type(value).__module__
+    if not module.startswith("inngest."):
+        return False
+    import inngest
+
+    return isinstance(value, inngest.Function)
+
+
+def sdk_event(event: Any) -> Any:
+    """An eventbus event (stored or not) as an ``inngest.Event``."""
+    import inngest
+
+    return inngest.Event(
+        name=event.name, data=dict(event.data), id=event.id or "", ts=event.ts or 0
+    )
+
+
+class _Step:
+    """The SDK's async ``ctx.step`` API, on eventbus's step tools."""
+
+    def __init__(self, step: Any) -> None:
+        self._step = step
+
+    async def run(
+        self, step_id: str, handler: Callable[..., Any], *handler_args: Any, output_type: Any = None
+    ) -> Any:
+        return _typed(await self._step.run(step_id, handler, *handler_args), output_type)
+
+    async def sleep(self, step_id: str, duration: datetime.timedelta | int) -> None:
+        await self._step.sleep(step_id, duration)
+
+    async def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
+        await self._step.sleep_until(step_id, _aware(until))
+
+    async def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        if_exp: str | None = None,
+        timeout: datetime.timedelta | int,
+    ) -> Any:
+        found = await self._step.wait_for_event(
+            step_id, event=event, timeout=timeout, if_exp=if_exp
+        )
+        return None if found is None else sdk_event(found)
+
+    async def send_event(self, step_id: str, events: Any) -> list[str]:
+        items = events if isinstance(events, list) else [events]
+        return list(await self._step.send_event(step_id, items))
+
+    async def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Any,
+        data: Mapping[str, object] | None = None,
+        timeout: datetime.timedelta | int | None = None,
+        v: str | None = None,
+    ) -> Any:
+        # As the SDK does: the target's local id, on the calling client's app.
+        return await self._step.invoke_by_id(
+            step_id, function_id=function.local_id, data=data, timeout=timeout
+        )
+
+    async def invoke_by_id(
+        self,
+        step_id: str,
+        *,
+        app_id: str | None = None,
+        function_id: str,
+        data: Mapping[str, object] | None = None,
+        timeout: datetime.timedelta | int | None = None,
+        v: str | None = None,
+    ) -> Any:
+        return await self._step.invoke_by_id(
+            step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout
+        )
+
+
+class _StepSync:
+    """The SDK's ``StepSync`` API, on eventbus's sync step tools."""
+
+    def __init__(self, step: Any) -> None:
+        self._step = step
+
+    def run(
+        self, step_id: str, handler: Callable[..., Any], *handler_args: Any, output_type: Any = None
+    ) -> Any:
+        return _typed(self._step.run(step_id, handler, *handler_args), output_type)
+
+    def sleep(self, step_id: str, duration: datetime.timedelta | int) -> None:
+        self._step.sleep(step_id, duration)
+
+    def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
+        self._step.sleep_until(step_id, _aware(until))
+
+    def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        if_exp: str | None = None,
+        timeout: datetime.timedelta | int,
+    ) -> Any:
+        found = self._step.wait_for_event(step_id, event=event, timeout=timeout, if_exp=if_exp)
+        return None if found is None else sdk_event(found)
+
+    def send_event(self, step_id: str, events: Any) -> list[str]:
+        items = events if isinstance(events, list) else [events]
+        return list(self._step.send_event(step_id, items))
+
+    def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Any,
+        data: Mapping[str, object] | None = None,
+        timeout: datetime.timedelta | int | None = None,
+        v: str | None = None,
+    ) -> Any:
+        return self._step.invoke_by_id(
+            step_id, function_id=function.local_id, data=data, timeout=timeout
+        )
+
+    def invoke_by_id(
+        self,
+        step_id: str,
+        *,
+        app_id: str | None = None,
+        function_id: str,
+        data: Mapping[str, object] | None = None,
+        timeout: datetime.timedelta | int | None = None,
+        v: str | None = None,
+    ) -> Any:
+        return self._step.invoke_by_id(
+            step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout
+        )
+
+
+def _typed(value: Any, output_type: Any) -> Any:
+    """``output_type=SomeModel`` gives the model back, as the SDK's pydantic serializer."""
+    validate = getattr(output_type, "model_validate", None)
+    return value if validate is None or value is None else validate(value)
+
+
+def _aware(until: datetime.datetime) -> datetime.datetime:
+    """The SDK reads a naive datetime as local time."""
+    if isinstance(until, datetime.datetime) and until.tzinfo is None:
+        return until.astimezone()
+    return until
+
+
+class _Group:
+    """The SDK's ``ctx.group``: ``parallel(callables, parallel_mode=inngest.ParallelMode)``."""
+
+    def __init__(self, group: Any) -> None:
+        self._group = group
+
+    def parallel(self, callables: Any, parallel_mode: Any = None) -> Any:
+        mode = ParallelMode.WAIT if parallel_mode is None else ParallelMode(parallel_mode.value)
+        return self._group.parallel(tuple(callables), parallel_mode=mode)
+
+
+class _Context:
+    """The ctx an official SDK handler expects (``inngest.Context`` / ``ContextSync``)."""
+
+    def __init__(self, ctx: Any, step: Any) -> None:
+        self.attempt = ctx.attempt
+        self.event = sdk_event(ctx.event)
+        self.events = [sdk_event(e) for e in ctx.events]
+        self.group = _Group(ctx.group)
+        self.job_id = None
+        self.logger = ctx.logger
+        self.request_id = None
+        self.run_id = ctx.run_id
+        self.step = step
+
+    def __repr__(self) -> str:
+        return f"<inngest-style Context run_id={self.run_id!r} event={self.event.name!r}>"
+
+
+def _adapt(handler: Any) -> Callable[..., Any]:
+    import inspect
+
+    if inspect.iscoroutinefunction(handler):
+
+        async def run_async(ctx: Any) -> Any:
+            return await handler(_Context(ctx, _Step(ctx.step)))
+
+        run_async.__name__ = getattr(handler, "__name__", "handler")
+        return run_async
+
+    def run_sync(ctx: Any) -> Any:
+        return handler(_Context(ctx, _StepSync(ctx.step)))
+
+    run_sync.__name__ = getattr(handler, "__name__", "handler")
+    return run_sync
+
+
+def from_inngest(fn: Any, *, ignore: tuple[str, ...] = ()) -> list[Function]:
+    """eventbus Functions for an official ``inngest.Function``: the function, and its
+    ``on_failure`` handler when it has one.
+
+    Options eventbus cannot apply yet (flow control such as ``concurrency``, cron
+    triggers) raise :class:`FunctionConfigError` naming them, unless listed in ``ignore``
+    (``"cron"`` or an option name), as the mocked runner does.
+    """
+    _check_version()
+    if not is_sdk_function(fn):
+        raise UsageError(f"from_inngest() takes an inngest.Function, got {fn!r}")
+    try:
+        config = fn.get_config(_APP_URL).main
+        handler = fn._handler
+        on_failure = fn._opts.on_failure
+        local_id = fn.local_id
+    except AttributeError as exc:  # pragma: no cover - an SDK that changed its shape
+        raise UsageError(
+            f"eventbus cannot read this inngest.Function with inngest {sdk_version()}: {exc}"
+        ) from None
+    import inngest
+
+    function_id: str = config.id
+    app_id = function_id[: -(len(local_id) + 1)]
+    unsupported = [
+        name
+        for name in _UNSUPPORTED_OPTIONS
+        if getattr(config, name, None) not in (None, []) and name not in ignore
+    ]
+    triggers: list[TriggerEvent] = []
+    for trigger in config.triggers:
+        if isinstance(trigger, inngest.TriggerCron):
+            if "cron" not in ignore:
+                unsupported.append(f"TriggerCron({trigger.cron!r})")
+            continue
+        triggers.append(TriggerEvent(event=trigger.event, expression=trigger.expression))
+    if unsupported:
+        raise FunctionConfigError(
+            f"{function_id!r} uses {', '.join(unsupported)}, which eventbus does not apply "
+            "yet; it would run without that control"
+        )
+    step = config.steps.get("step")
+    retries = None if step is None or step.retries is None else step.retries.attempts
+    cancel = [
+        Cancel(event=rule.event, if_exp=rule.if_exp, timeout=rule.timeout)
+        for rule in config.cancel or ()
+    ]
+    timeouts = None
+    if config.timeouts is not None:
+        timeouts = Timeouts(start=config.timeouts.start, finish=config.timeouts.finish)
+    return make_function(
+        app_id=app_id,
+        fn_id=local_id,
+        trigger=triggers,
+        name=config.name,
+        retries=retries,
+        handler=_adapt(handler),
+        on_failure=None if on_failure is None else _adapt(on_failure),
+        cancel=cancel or None,
+        timeouts=timeouts,
+    )
