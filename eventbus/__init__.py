@@ -18,6 +18,7 @@ from ._clock import SystemClock as SystemClock
 from ._clock import VirtualClock as VirtualClock
 from ._context import Context as Context
 from ._context import ContextSync as ContextSync
+from ._errors import ConfigWarning as ConfigWarning
 from ._errors import EngineNotRunningError as EngineNotRunningError
 from ._errors import EventbusError as EventbusError
 from ._errors import EventValidationError as EventValidationError
@@ -49,6 +50,7 @@ __version__ = "0.1.0"
 __all__ = (
     "Cancel",
     "Clock",
+    "ConfigWarning",
     "Context",
     "ContextSync",
     "EngineNotRunningError",

@@ -13,6 +13,8 @@ Every error the library raises derives from :class:`EventbusError`::
     ├── StepError                                      a step failed for good (catchable)
     └── SendEventsError                                a remote Event API did not take a send
 
+    ConfigWarning                 (a UserWarning)     a setting was changed to what Inngest does
+
 Messages say what was wrong, with the offending value, and what to do about it.
 """
 
@@ -24,6 +26,11 @@ from typing import Any
 
 class EventbusError(Exception):
     """Base class of every error raised by eventbus."""
+
+
+class ConfigWarning(UserWarning):
+    """A setting was accepted but changed to what Inngest does (``retries=25`` -> 20), or
+    an input was accepted with something dropped (an unknown event field)."""
 
 
 class EventValidationError(EventbusError, ValueError):

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from ._clock import ms_to_datetime
-from ._errors import EventValidationError
+from ._errors import ConfigWarning, EventValidationError
 from ._json import json_copy
 
 TS_MIN_MS = 315_532_800_000  # 1980-01-01T00:00:00Z
@@ -315,14 +316,26 @@ def _wire(
     return wire, size
 
 
-def _wire_from_mapping(raw: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-    """Validate a mapping with Inngest's event fields into the engine's wire dict."""
+#: Unknown field names already warned about by an in-process send (once each).
+_WARNED_FIELDS: set[str] = set()
+
+
+def _wire_from_mapping(raw: Mapping[str, Any], *, warn: bool = True) -> tuple[dict[str, Any], int]:
+    """Validate a mapping with Inngest's event fields into the engine's wire dict.
+
+    Unknown top-level fields are dropped, as Inngest's Event API drops them (the JS SDK
+    v4 sends ``meta``, say); with ``warn``, the first use of each name warns."""
     if not raw.keys() <= _FIELDS:
-        unknown = set(raw) - _FIELDS
-        raise EventValidationError(
-            f"unknown field(s) {sorted(unknown, key=str)}; an event has only "
-            "name, data, id, ts, v and user"
-        )
+        unknown = sorted(str(key) for key in set(raw) - _FIELDS)
+        fresh = [name for name in unknown if name not in _WARNED_FIELDS]
+        if warn and fresh:
+            _WARNED_FIELDS.update(fresh)
+            warnings.warn(
+                f"unknown event field(s) {fresh} dropped; an event has name, data, id, ts, "
+                "v and user (put other values in data)",
+                ConfigWarning,
+                stacklevel=5,
+            )
     if "name" not in raw:
         raise EventValidationError("is required", field="name")
     get = raw.get
@@ -373,7 +386,12 @@ def _foreign_event(item: object) -> object:
 
 
 def prepare_batch(
-    payload: object, *, max_events: int, max_bytes: int, allow_reserved: bool = False
+    payload: object,
+    *,
+    max_events: int,
+    max_bytes: int,
+    allow_reserved: bool = False,
+    warn_unknown: bool = True,
 ) -> EventBatch:
     """Validate what ``send`` accepts (an Event, a mapping, or a list/tuple of them).
 
@@ -403,11 +421,11 @@ def prepare_batch(
     for index, item in enumerate(items):
         try:
             if type(item) is dict or isinstance(item, Mapping):
-                entry, size = _wire_from_mapping(item)
+                entry, size = _wire_from_mapping(item, warn=warn_unknown)
             elif isinstance(item, Event):
                 entry, size = _wire(item.name, item.data, item.id, item.ts, item.v, item.user)
             elif isinstance(raw := _foreign_event(item), Mapping):
-                entry, size = _wire_from_mapping(raw)
+                entry, size = _wire_from_mapping(raw, warn=warn_unknown)
             else:
                 raise EventValidationError(
                     f"an event must be an eventbus.Event or a mapping, "

@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime
 import inspect
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._duration import parse_duration_ms
-from ._errors import FunctionConfigError
+from ._errors import ConfigWarning, FunctionConfigError
 from ._expr import CompiledExpression, compile_expression
 
 if TYPE_CHECKING:
@@ -189,10 +190,18 @@ def _check_retries(retries: object) -> int:
         raise FunctionConfigError(
             f"retries must be an int from 0 to {MAX_RETRIES}, got {retries!r}"
         )
-    if not 0 <= retries <= MAX_RETRIES:
+    if retries < 0:
         raise FunctionConfigError(
             f"retries={retries} is out of range: Inngest allows 0 to {MAX_RETRIES} retries"
         )
+    if retries > MAX_RETRIES:
+        warnings.warn(
+            f"retries={retries} is more than Inngest allows; capped at {MAX_RETRIES}, as "
+            "Inngest caps it",
+            ConfigWarning,
+            stacklevel=4,
+        )
+        return MAX_RETRIES
     return retries
 
 

@@ -164,9 +164,14 @@ class Step:
         if self._run._cancel_requested:
             raise CancelRun()
         if _current_step.get() is not None:
-            raise UsageError(
-                f"step {step_id!r} was called inside another step; steps cannot be nested: "
-                "call it from the handler, after the enclosing step.run returns"
+            # FailRun, not an Exception: as in the SDK, no `except Exception:` in the
+            # outer step's function can swallow it; the run fails.
+            raise FailRun(
+                NonRetriableError(
+                    f"step {step_id!r} was called inside step {_current_step.get()!r}; steps "
+                    "cannot be nested: call it from the handler, after the enclosing "
+                    "step.run returns"
+                )
             )
         counts = self._execution.counts
         seen = counts.get(step_id, 0)

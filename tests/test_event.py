@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import warnings
 from typing import Any
 
 import pytest
@@ -105,7 +106,6 @@ def test_encoding_round_trips_json_data(data: dict[str, Any]) -> None:
         ({"name": "a", "id": 5}, "id", "string"),
         ({"name": "a", "v": 2}, "v", "string"),
         ({"name": "a", "user": [1]}, "user", "mapping"),
-        ({"name": "a", "extra": 1}, None, "unknown field"),
     ],
 )
 def test_invalid_events_name_index_field_and_rule(
@@ -257,3 +257,23 @@ def test_request_size_limit_is_exact(data: dict[str, Any], name: str) -> None:
     assert batch.decoded[0]["data"] == data
     with pytest.raises(eventbus.EventValidationError, match="max_request_bytes"):
         prepare_batch(events, max_events=2, max_bytes=size - 1)
+
+
+def test_unknown_fields_are_dropped_with_one_warning_per_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unknown top-level field (the JS SDK's ``meta``, say) is dropped as Inngest drops
+    it; an in-process send warns the first time each name is seen."""
+    from eventbus import _event
+
+    monkeypatch.setattr(_event, "_WARNED_FIELDS", set())
+    with pytest.warns(eventbus.ConfigWarning, match=r"\['meta'\] dropped"):
+        batch = prepare_batch([{"name": "a", "meta": {"x": 1}}], max_events=10, max_bytes=10**6)
+    assert batch.decoded[0].keys() == {"name", "data", "id", "ts", "v", "user"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prepare_batch([{"name": "a", "meta": 2}], max_events=10, max_bytes=10**6)  # once
+        quiet = prepare_batch(
+            [{"name": "a", "other": 1}], max_events=10, max_bytes=10**6, warn_unknown=False
+        )
+    assert "other" not in quiet.decoded[0]

@@ -44,7 +44,6 @@ def test_function_ids_and_repr() -> None:
         ({"fn_id": "has space"}, "fn_id"),
         ({"fn_id": 5}, "fn_id"),
         ({"name": 5}, "name"),
-        ({"retries": 21}, "0 to 20"),
         ({"retries": -1}, "0 to 20"),
         ({"retries": "3"}, "retries"),
         ({"retries": True}, "retries"),
@@ -153,3 +152,17 @@ def test_wildcard_patterns_match_prefixes(name: str) -> None:
     for pattern in patterns - {name}:
         assert pattern.endswith("*")
         assert name.startswith(pattern[:-1])
+
+
+def test_retries_above_twenty_are_capped_with_a_warning() -> None:
+    """retries=25 becomes 20, as Inngest caps it, with a ConfigWarning saying so."""
+    client = eventbus.Inngest("app")
+    with pytest.warns(eventbus.ConfigWarning, match="capped at 20"):
+
+        @client.create_function(
+            fn_id="many", trigger=eventbus.TriggerEvent(event="app/e"), retries=25
+        )
+        async def many(ctx: eventbus.Context) -> None:
+            pass
+
+    assert many.retries == 20

@@ -223,6 +223,7 @@ def create_app(
                 payload,
                 max_events=client.max_events_per_request,
                 max_bytes=max_body_bytes,
+                warn_unknown=False,  # the Event API drops unknown fields, as Inngest's
             )
         except _BadRequest as exc:
             await reply(send, exc.status, {"ids": [], "status": exc.status, "error": exc.message})

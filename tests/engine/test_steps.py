@@ -430,23 +430,33 @@ async def test_invalid_send_event_fails_the_step_for_good() -> None:
     assert run.steps[0].attempts == 1
 
 
-async def test_nested_steps_are_refused() -> None:
-    """Calling a step inside step.run fails that step with a clear error."""
+async def test_nested_steps_fail_the_run_whatever_catches() -> None:
+    """Calling a step inside step.run fails the run with a clear error that no
+    `except Exception:` can swallow, as in the SDK."""
     client = make_client()
+    swallowed: list[str] = []
 
     @client.create_function(fn_id="f", trigger=on("app/e"))
     async def f(ctx: eventbus.Context) -> str:
         async def outer() -> int:
-            return await ctx.step.run("inner", lambda: 1)
+            try:
+                return await ctx.step.run("inner", lambda: 1)
+            except Exception:
+                swallowed.append("inner")
+                return 0
 
         try:
             await ctx.step.run("outer", outer)
-        except eventbus.StepError as exc:
-            return exc.message
-        return "nested"
+        except Exception:
+            swallowed.append("outer")
+        return "went on"
 
     run = await run_one(client)
-    assert "cannot be nested" in run.output
+    assert swallowed == []
+    assert run.status is eventbus.RunStatus.FAILED
+    assert run.error is not None
+    assert "step 'inner' was called inside step 'outer'" in run.error["message"]
+    assert run.attempts == 1
 
 
 async def test_step_limit_fails_the_run() -> None:

@@ -177,3 +177,22 @@ async def test_a_signing_key_that_is_not_hex_admits_only_itself() -> None:
         hashed = hashlib.sha256(b"plain-secret").hexdigest()
         no = await http.get("/v1/events", headers={"Authorization": f"Bearer {hashed}"})
         assert no.status_code == 401
+
+
+async def test_the_event_api_drops_unknown_fields_as_inngest_does() -> None:
+    """A JS SDK v4 event with its ``meta`` field is accepted (the field dropped), with no
+    warning, as Inngest's Event API accepts it."""
+    import warnings
+
+    client, http = app_client()
+    async with client, http:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            response = await http.post(
+                "/e/key", json={"name": "app/hello", "data": {"x": 1}, "meta": {"sdk": "js"}}
+            )
+        assert response.status_code == 200
+        (event_id,) = response.json()["ids"]
+        stored = client.get_event(event_id)
+        assert stored is not None
+        assert stored.data == {"x": 1}

@@ -141,11 +141,11 @@ def test_non_json_step_results_fail() -> None:
 
 
 def test_nested_steps_fail_clearly() -> None:
-    """Nested steps fail with a clear error."""
+    """Nested steps fail the run with a clear, non-retriable error."""
     result = mocked.trigger(nested, event(), mocked.Inngest(app_id="t"))
     assert result.status is mocked.Status.FAILED
-    assert isinstance(result.error, eventbus.StepError)
-    assert "cannot be nested" in result.error.message
+    assert isinstance(result.error, eventbus.NonRetriableError)
+    assert "cannot be nested" in str(result.error)
 
 
 def test_a_list_of_events_is_one_batch_run() -> None:
