@@ -35,6 +35,15 @@ from ._function import Cancel as Cancel
 from ._function import Function as Function
 from ._function import Timeouts as Timeouts
 from ._function import TriggerEvent as TriggerEvent
+from ._options import JSON as JSON
+from ._options import Batch as Batch
+from ._options import Concurrency as Concurrency
+from ._options import Debounce as Debounce
+from ._options import Priority as Priority
+from ._options import RateLimit as RateLimit
+from ._options import Singleton as Singleton
+from ._options import Throttle as Throttle
+from ._options import TriggerCron as TriggerCron
 from ._run import Run as Run
 from ._run import RunStatus as RunStatus
 from ._run import StepRecord as StepRecord
@@ -47,12 +56,15 @@ from ._step import StepSync as StepSync
 
 __version__ = "0.1.0"
 
-__all__ = (
+__all__ = (  # noqa: RUF022 - plain sorted order, checked by a test
+    "Batch",
     "Cancel",
     "Clock",
+    "Concurrency",
     "ConfigWarning",
     "Context",
     "ContextSync",
+    "Debounce",
     "EngineNotRunningError",
     "Event",
     "EventValidationError",
@@ -63,12 +75,16 @@ __all__ = (
     "Group",
     "GroupSync",
     "Inngest",
+    "JSON",
     "NonRetriableError",
     "ParallelMode",
+    "Priority",
+    "RateLimit",
     "RetryAfterError",
     "Run",
     "RunStatus",
     "SendEventsError",
+    "Singleton",
     "Step",
     "StepError",
     "StepRecord",
@@ -76,7 +92,9 @@ __all__ = (
     "StepSync",
     "StoredEvent",
     "SystemClock",
+    "Throttle",
     "Timeouts",
+    "TriggerCron",
     "TriggerEvent",
     "UsageError",
     "VirtualClock",

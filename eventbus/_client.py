@@ -20,6 +20,16 @@ from ._engine import Engine
 from ._errors import EngineNotRunningError, FunctionConfigError, UsageError
 from ._event import Event, EventBatch, StoredEvent, prepare_batch
 from ._function import Cancel, Function, Handler, Registry, Timeouts, TriggerEvent, make_function
+from ._options import (
+    Batch,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    refuse_unsupported,
+)
 from ._run import Run, RunStatus
 from .transports import InProcessTransport, Transport
 
@@ -42,6 +52,14 @@ def _positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise FunctionConfigError(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+def _refuse_middleware(middleware: object) -> None:
+    if middleware:
+        raise FunctionConfigError(
+            f"middleware={middleware!r}: eventbus does not run the official SDK's middleware "
+            "hooks; a function would run without them, so it is refused"
+        )
 
 
 def _optional_bound(value: object, name: str) -> int | None:
@@ -86,6 +104,13 @@ class Inngest:
             Sleeping and waiting runs hold no slot.
         shutdown_timeout: seconds (real time) that leaving ``async with client:`` lets
             queued and executing runs finish before it cancels them (5.0).
+
+    The official SDK's other keywords are accepted, so ``import eventbus as inngest``
+    works for app code: ``is_production``, ``signing_key`` (default
+    ``$INNGEST_SIGNING_KEY``), ``api_base_url``, ``event_api_base_url``, ``app_version`` and
+    ``request_timeout`` are kept as attributes and have no meaning in-process (give
+    :class:`~eventbus.transports.HttpTransport` its own to send to Inngest);
+    ``serializer`` and ``middleware`` are refused, since eventbus does not run them.
     """
 
     def __init__(
@@ -103,7 +128,21 @@ class Inngest:
         max_queued_runs: int | None = DEFAULT_MAX_QUEUED_RUNS,
         max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        is_production: bool | None = None,
+        signing_key: str | None = None,
+        api_base_url: str | None = None,
+        event_api_base_url: str | None = None,
+        app_version: str | None = None,
+        request_timeout: int | float | None = None,
+        serializer: object = None,
+        middleware: list[Any] | None = None,
     ) -> None:
+        if serializer is not None:
+            raise FunctionConfigError(
+                f"serializer={serializer!r}: eventbus keeps step results and outputs as JSON "
+                "and does not run the official SDK's serializers"
+            )
+        _refuse_middleware(middleware)
         if not isinstance(app_id, str) or not app_id.strip():
             raise FunctionConfigError(f"app_id must be a non-empty string, got {app_id!r}")
         if transport is not None and not isinstance(transport, Transport):
@@ -115,6 +154,14 @@ class Inngest:
         self.app_id = app_id
         self.event_key = event_key if event_key is not None else os.environ.get("INNGEST_EVENT_KEY")
         self.env = env if env is not None else os.environ.get("INNGEST_ENV")
+        self.is_production = is_production
+        self.signing_key = (
+            signing_key if signing_key is not None else os.environ.get("INNGEST_SIGNING_KEY")
+        )
+        self.api_base_url = api_base_url
+        self.event_api_base_url = event_api_base_url
+        self.app_version = app_version
+        self.request_timeout = request_timeout
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.logger = logger if logger is not None else logging.getLogger("eventbus")
         self.max_request_bytes = _positive_int(max_request_bytes, "max_request_bytes")
@@ -149,6 +196,16 @@ class Inngest:
         on_failure: Handler | None = None,
         cancel: list[Cancel] | None = None,
         timeouts: Timeouts | None = None,
+        batch_events: Batch | None = None,
+        concurrency: list[Concurrency] | None = None,
+        debounce: Debounce | None = None,
+        idempotency: str | None = None,
+        middleware: list[Any] | None = None,
+        output_type: object = None,
+        priority: Priority | None = None,
+        rate_limit: RateLimit | None = None,
+        singleton: Singleton | None = None,
+        throttle: Throttle | None = None,
     ) -> Callable[[H], Function]:
         """Declare a function: a decorator for an ``async def handler(ctx)``.
 
@@ -159,8 +216,27 @@ class Inngest:
         ``cancel`` is a list of up to 5 :class:`Cancel` rules and ``timeouts`` a
         :class:`Timeouts`, both cancelling runs between steps.
 
+        The official SDK's other keywords are accepted: ``output_type`` (the return value
+        is JSON either way); flow control (``concurrency``, ``throttle``, ``rate_limit``,
+        ``debounce``, ``batch_events``, ``priority``, ``singleton``, ``idempotency``) and
+        ``middleware`` are refused with a clear error, since eventbus does not apply them.
+
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
         """
+        refuse_unsupported(
+            fn_id if isinstance(fn_id, str) else repr(fn_id),
+            {
+                "batch_events": batch_events,
+                "concurrency": concurrency,
+                "debounce": debounce,
+                "idempotency": idempotency,
+                "priority": priority,
+                "rate_limit": rate_limit,
+                "singleton": singleton,
+                "throttle": throttle,
+            },
+        )
+        _refuse_middleware(middleware)
         build = functools.partial(
             make_function,
             app_id=self.app_id,

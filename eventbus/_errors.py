@@ -81,7 +81,7 @@ class EngineNotRunningError(UsageError):
 class NonRetriableError(EventbusError):
     """Raise from a handler to fail the run at once, without further retries."""
 
-    def __init__(self, message: str | None = None, *, quiet: bool = False) -> None:
+    def __init__(self, message: str | None = None, quiet: bool = False) -> None:
         self.message = message or "non-retriable error"
         self.quiet = quiet
         super().__init__(self.message)
@@ -90,30 +90,27 @@ class NonRetriableError(EventbusError):
 class RetryAfterError(EventbusError):
     """Raise from a handler to retry after ``retry_after``.
 
-    ``retry_after`` is an int of milliseconds, a ``timedelta`` or an aware ``datetime``.
-    The delay is clamped to 1 second .. 24 hours, as on Inngest; the retry still counts
-    as an attempt.
+    ``retry_after`` is an int of milliseconds, a ``timedelta`` or a ``datetime`` (a naive
+    one is local time, as the SDK reads it). The delay is clamped to 1 second .. 24
+    hours, as on Inngest; the retry still counts as an attempt.
     """
 
     def __init__(
         self,
         message: str | None,
         retry_after: int | datetime.timedelta | datetime.datetime,
-        *,
         quiet: bool = False,
     ) -> None:
         if isinstance(retry_after, bool) or not isinstance(
             retry_after, (int, datetime.timedelta, datetime.datetime)
         ):
-            raise TypeError(
+            # A UsageError, so the run fails saying why (a TypeError would be retried).
+            raise UsageError(
                 f"retry_after must be int milliseconds, a timedelta or a datetime, "
                 f"not {retry_after!r}"
             )
         if isinstance(retry_after, datetime.datetime) and retry_after.tzinfo is None:
-            raise TypeError(
-                f"retry_after datetime {retry_after!r} is naive; give it a tzinfo "
-                "(for example datetime.timezone.utc)"
-            )
+            retry_after = retry_after.astimezone()  # naive means local time, as in the SDK
         self.message = message or "retry requested"
         self.retry_after = retry_after
         self.quiet = quiet

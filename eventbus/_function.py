@@ -224,8 +224,10 @@ def _check_handler(handler: object, what: str) -> Handler:
 
 def normalize_triggers(trigger: object) -> tuple[TriggerEvent, ...]:
     """Validate ``trigger=`` (one TriggerEvent or a list of up to 10)."""
+    from ._options import TriggerCron
+
     items: Sequence[object]
-    if isinstance(trigger, TriggerEvent):
+    if isinstance(trigger, (TriggerEvent, TriggerCron)):
         items = (trigger,)
     elif isinstance(trigger, (list, tuple)):
         items = trigger
@@ -243,6 +245,11 @@ def normalize_triggers(trigger: object) -> tuple[TriggerEvent, ...]:
         )
     seen: set[tuple[str, str | None]] = set()
     for item in items:
+        if isinstance(item, TriggerCron):
+            raise FunctionConfigError(
+                f"TriggerCron({item.cron!r}): eventbus does not run cron schedules; a "
+                "function would never fire on its schedule, so it is refused"
+            )
         if not isinstance(item, TriggerEvent):
             raise FunctionConfigError(
                 f"every trigger must be an eventbus.TriggerEvent, got {item!r}"

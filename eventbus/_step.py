@@ -364,12 +364,15 @@ class Step:
         await self._sleep(step_id, self._engine.clock.now_ms() + ms, duration)
 
     async def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
-        """Suspend the run until ``until`` (an aware datetime); a past time returns at once."""
-        if not isinstance(until, datetime.datetime) or until.tzinfo is None:
+        """Suspend the run until ``until`` (a naive datetime is local time, as in the SDK);
+        a past time returns at once."""
+        if not isinstance(until, datetime.datetime):
             raise NonRetriableError(
-                f"sleep_until {step_id!r} needs an aware datetime, got {until!r}; "
-                "for example datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)"
+                f"sleep_until {step_id!r} needs a datetime, got {until!r}; for example "
+                "datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)"
             )
+        if until.tzinfo is None:
+            until = until.astimezone()
         await self._sleep(step_id, datetime_to_ms(until), until)
 
     async def _sleep(self, step_id: str, wake_ms: int, asked: object) -> None:

@@ -170,14 +170,37 @@ async def test_retry_after_datetime() -> None:
     assert times[1] - times[0] == 42_000
 
 
-def test_retry_after_error_rejects_bad_values() -> None:
-    """RetryAfterError needs int ms, a timedelta or an aware datetime."""
-    with pytest.raises(TypeError, match="retry_after"):
+def test_retry_after_error_takes_the_sdks_arguments() -> None:
+    """RetryAfterError takes int ms, a timedelta or a datetime (naive means local time, as
+    the SDK reads it), and quiet positionally; anything else is a UsageError, which fails
+    the run instead of being retried as an ordinary error."""
+    with pytest.raises(eventbus.UsageError, match="retry_after"):
         eventbus.RetryAfterError("x", "5s")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="naive"):
-        eventbus.RetryAfterError("x", datetime.datetime(2030, 1, 1))
+    naive = datetime.datetime(2030, 1, 1)
+    assert eventbus.RetryAfterError("x", naive).retry_after == naive.astimezone()
+    assert eventbus.RetryAfterError("x", 5, True).quiet
+    assert eventbus.NonRetriableError("no", True).quiet
     assert eventbus.RetryAfterError(None, 5).message == "retry requested"
     assert eventbus.NonRetriableError().message == "non-retriable error"
+
+
+@pytest.mark.anyio
+async def test_a_bad_retry_after_fails_the_run_clearly() -> None:
+    """A RetryAfterError built with a bad value fails the run at once, saying why."""
+    client = make_client()
+
+    @client.create_function(fn_id="f", trigger=on("app/e"), retries=3)
+    async def f(ctx: eventbus.Context) -> None:
+        raise eventbus.RetryAfterError("later", "5 minutes")  # type: ignore[arg-type]
+
+    async with client:
+        await client.send({"name": "app/e"})
+        await client.settle(advance_time=True)
+    (run,) = client.runs()
+    assert run.status is eventbus.RunStatus.FAILED
+    assert run.attempts == 1
+    assert run.error is not None
+    assert "retry_after must be" in run.error["message"]
 
 
 async def test_output_must_be_json() -> None:

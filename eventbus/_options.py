@@ -1,0 +1,116 @@
+"""Function options with the official SDK's names and fields, not applied by the engine yet.
+
+Flow control (``Concurrency``, ``Throttle``, ``RateLimit``, ``Debounce``, ``Batch``,
+``Priority``, ``Singleton``), ``idempotency`` and ``TriggerCron`` exist so that app code
+written for the SDK imports and constructs them unchanged (``import eventbus as
+inngest``). Passing any of them to ``create_function`` raises :class:`FunctionConfigError`
+naming the option: a function that silently ran without its concurrency limit or its
+cron schedule would behave unlike the same function on Inngest.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Literal, Union
+
+import attrs
+
+from ._errors import FunctionConfigError
+
+#: A JSON value, as the SDK's ``inngest.JSON`` names it.
+JSON = Union[None, bool, int, float, str, list[Any], dict[str, Any]]  # noqa: UP007
+
+Duration = Union[int, datetime.timedelta]  # noqa: UP007
+
+
+@attrs.frozen(kw_only=True)
+class Concurrency:
+    """At most ``limit`` steps of the function executing at once (per ``key``)."""
+
+    limit: int
+    key: str | None = None
+    scope: Literal["account", "env", "fn"] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Throttle:
+    """At most ``limit`` run starts per ``period`` (plus ``burst``), per ``key``."""
+
+    limit: int
+    period: Duration
+    burst: int | None = 1
+    key: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RateLimit:
+    """At most ``limit`` runs per ``period`` per ``key``; excess events start no run."""
+
+    limit: int
+    period: Duration
+    key: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Debounce:
+    """Run once ``period`` after the last event (per ``key``), at most ``timeout`` later."""
+
+    period: Duration
+    key: str | None = None
+    timeout: Duration | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Batch:
+    """Run with up to ``max_size`` events at once, or after ``timeout``."""
+
+    max_size: int
+    timeout: Duration | None = None
+    key: str | None = None
+    if_exp: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Priority:
+    """``run``: an expression giving a number of seconds to move runs ahead in the queue."""
+
+    run: str
+
+
+@attrs.frozen(kw_only=True)
+class Singleton:
+    """At most one active run per ``key``: ``mode="skip"`` new ones or ``"cancel"`` the old."""
+
+    mode: Literal["skip", "cancel"]
+    key: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TriggerCron:
+    """Run on a schedule: ``cron`` is five fields, optionally after ``TZ=Zone/Name``."""
+
+    cron: str
+    jitter: str | None = None
+
+
+#: create_function keyword -> what it configures, for the error message.
+UNSUPPORTED_OPTIONS = {
+    "batch_events": "batching",
+    "concurrency": "concurrency limits",
+    "debounce": "debouncing",
+    "idempotency": "idempotency keys",
+    "priority": "priority",
+    "rate_limit": "rate limiting",
+    "singleton": "singleton runs",
+    "throttle": "throttling",
+}
+
+
+def refuse_unsupported(fn_id: str, options: dict[str, object]) -> None:
+    """Raise FunctionConfigError naming the first option eventbus cannot apply."""
+    for name, value in options.items():
+        if value is not None and value != []:
+            raise FunctionConfigError(
+                f"{fn_id!r}: {name}= ({UNSUPPORTED_OPTIONS[name]}) is not applied by eventbus; "
+                "a function would run without it, unlike on Inngest, so it is refused"
+            )

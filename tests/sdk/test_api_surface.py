@@ -1,0 +1,125 @@
+"""The same calls on the official SDK and on eventbus, side by side: app code written for
+``inngest`` imports and constructs what it uses from ``eventbus as inngest``."""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+from typing import Any
+
+import inngest
+import pytest
+
+import eventbus
+
+#: The SDK's top-level names that app code uses (its whole __all__ but the middleware,
+#: serializer and streaming machinery, which eventbus refuses by name instead).
+APP_NAMES = sorted(
+    set(inngest.__all__)
+    - {
+        "Middleware",
+        "MiddlewareSync",
+        "PydanticSerializer",
+        "SendEventsResult",
+        "Serializer",
+        "StepMemos",
+        "Streaming",
+        "TransformOutputResult",
+    }
+)
+
+
+@pytest.mark.parametrize("name", APP_NAMES)
+def test_every_name_app_code_uses_exists(name: str) -> None:
+    """`import eventbus as inngest` finds every name the SDK exports for app code."""
+    assert hasattr(eventbus, name), f"eventbus has no {name}"
+
+
+def test_the_sdks_client_keywords_are_accepted() -> None:
+    """Every keyword of inngest.Inngest(...) but the refused two is accepted and kept."""
+    sdk_keywords = set(inspect.signature(inngest.Inngest.__init__).parameters) - {"self"}
+    ours = set(inspect.signature(eventbus.Inngest.__init__).parameters)
+    assert sdk_keywords <= ours
+    client = eventbus.Inngest(
+        app_id="shop",
+        is_production=False,
+        signing_key="signkey-prod-00",
+        api_base_url="http://127.0.0.1:8288",
+        event_api_base_url="http://127.0.0.1:8288",
+        app_version="1.2",
+        request_timeout=5000,
+        logger=None,
+        env="branch",
+        event_key="k",
+        middleware=[],
+        serializer=None,
+    )
+    assert (client.app_version, client.signing_key, client.request_timeout) == (
+        "1.2",
+        "signkey-prod-00",
+        5000,
+    )
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [("serializer", inngest.PydanticSerializer()), ("middleware", [inngest.Middleware])],
+)
+def test_what_eventbus_does_not_run_is_refused_by_name(keyword: str, value: object) -> None:
+    """serializer= and middleware= are refused with an error naming them, not ignored."""
+    with pytest.raises(eventbus.FunctionConfigError, match=keyword):
+        eventbus.Inngest(app_id="shop", **{keyword: value})
+
+
+def test_the_sdks_create_function_keywords_are_accepted() -> None:
+    """create_function takes every keyword the SDK's does."""
+    sdk_keywords = set(inspect.signature(inngest.Inngest.create_function).parameters)
+    ours = set(inspect.signature(eventbus.Inngest.create_function).parameters)
+    assert sdk_keywords - {"self"} <= ours
+
+
+FLOW_CONTROL: list[tuple[str, Any]] = [
+    ("concurrency", lambda m: [m.Concurrency(limit=2, key="event.data.user", scope="fn")]),
+    ("throttle", lambda m: m.Throttle(limit=1, period=datetime.timedelta(seconds=5), burst=2)),
+    ("rate_limit", lambda m: m.RateLimit(limit=10, period=60_000, key="event.data.user")),
+    ("debounce", lambda m: m.Debounce(period=5000, timeout=datetime.timedelta(minutes=1))),
+    ("batch_events", lambda m: m.Batch(max_size=10, timeout=5000, if_exp="true")),
+    ("priority", lambda m: m.Priority(run="event.data.vip ? 60 : 0")),
+    ("singleton", lambda m: m.Singleton(mode="skip", key="event.data.user")),
+    ("idempotency", lambda m: "event.data.order"),
+]
+
+
+@pytest.mark.parametrize(("keyword", "make"), FLOW_CONTROL)
+def test_flow_control_constructs_alike_and_is_refused_clearly(keyword: str, make: Any) -> None:
+    """The same constructor calls build the SDK's and eventbus's options; eventbus names
+    the option it does not apply instead of running without it."""
+    make(inngest)  # the SDK accepts the call...
+    option = make(eventbus)  # ...and so does eventbus
+    client = eventbus.Inngest(app_id="shop")
+    with pytest.raises(eventbus.FunctionConfigError, match=rf"{keyword}= .* not applied"):
+        client.create_function(
+            fn_id="f", trigger=eventbus.TriggerEvent(event="app/e"), **{keyword: option}
+        )
+
+
+def test_cron_triggers_construct_alike_and_are_refused_clearly() -> None:
+    """TriggerCron(cron, jitter) builds on both; eventbus refuses to register it."""
+    inngest.TriggerCron(cron="TZ=Europe/Paris 0 12 * * *", jitter="10s")
+    cron = eventbus.TriggerCron(cron="TZ=Europe/Paris 0 12 * * *", jitter="10s")
+    client = eventbus.Inngest(app_id="shop")
+    for trigger in (cron, [eventbus.TriggerEvent(event="app/e"), cron]):
+        with pytest.raises(eventbus.FunctionConfigError, match="cron schedules"):
+            client.create_function(fn_id="nightly", trigger=trigger)
+
+
+def test_errors_take_the_sdks_arguments() -> None:
+    """NonRetriableError and RetryAfterError take the SDK's positional and keyword args."""
+    for module in (inngest, eventbus):
+        assert str(module.NonRetriableError("declined", True)) == "declined"
+        assert module.NonRetriableError("declined", quiet=True).quiet
+        retry = module.RetryAfterError("later", datetime.timedelta(seconds=30), True)
+        assert retry.quiet
+    assert str(eventbus.StepError("oh no", "ValueError", None)) == str(
+        inngest.StepError("oh no", "ValueError", None)
+    )
