@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import inspect
-import re
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,8 +32,6 @@ INVOKED_EVENT = "inngest/function.invoked"
 FINISHED_EVENT = "inngest/function.finished"
 
 Handler = Callable[["Context"], Awaitable[Any]] | Callable[["ContextSync"], Any]
-
-_FN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 
 def _check_event_name(value: object) -> str:
@@ -307,10 +304,8 @@ def make_function(
     timeouts: object = None,
 ) -> list[Function]:
     """Validate a create_function call; returns the function (and its failure handler)."""
-    if not isinstance(fn_id, str) or not _FN_ID.match(fn_id):
-        raise FunctionConfigError(
-            f"fn_id must be a non-empty string of letters, digits and _ . : -, got {fn_id!r}"
-        )
+    if not isinstance(fn_id, str) or not fn_id.strip():
+        raise FunctionConfigError(f"fn_id must be a non-empty string, got {fn_id!r}")
     if name is not None and not isinstance(name, str):
         raise FunctionConfigError(f"name must be a string or None, got {name!r}")
     triggers = normalize_triggers(trigger)
@@ -369,10 +364,13 @@ def candidate_patterns(name: str) -> list[str]:
 class Registry:
     """The functions of one client, and a cache of which triggers match each event name."""
 
-    __slots__ = ("_by_pattern", "cache", "functions")
+    __slots__ = ("_by_pattern", "cache", "duplicates", "functions")
 
     def __init__(self) -> None:
         self.functions: dict[str, Function] = {}
+        #: ids registered more than once (the last definition is kept), reported by
+        #: check_start() when an engine starts, as the SDK reports them at serve().
+        self.duplicates: list[str] = []
         self._by_pattern: dict[str, list[tuple[Function, TriggerEvent]]] = {}
         #: name -> matches, filled by :meth:`matching`; the engine reads it on its hot path.
         self.cache: dict[str, tuple[tuple[Function, tuple[TriggerEvent, ...]], ...]] = {}
@@ -385,8 +383,23 @@ class Registry:
                 "every fn_id must be unique"
             )
 
+    def check_start(self) -> None:
+        """Raise FunctionConfigError if an id was registered more than once."""
+        if self.duplicates:
+            names = ", ".join(repr(fid) for fid in dict.fromkeys(self.duplicates))
+            raise FunctionConfigError(
+                f"function id(s) {names} were registered more than once on this client (the "
+                "last definition replaced the others); give each function its own fn_id"
+            )
+
     def add(self, function: Function) -> None:
-        self.check_unique(function.id)
+        """Register ``function``; a repeated id replaces the earlier one (and is
+        recorded in ``duplicates``)."""
+        old = self.functions.pop(function.id, None)
+        if old is not None:
+            self.duplicates.append(function.id)
+            for trig in old.triggers:
+                self._by_pattern[trig.event].remove((old, trig))
         self.functions[function.id] = function
         for trig in function.triggers:
             self._by_pattern.setdefault(trig.event, []).append((function, trig))

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import eventbus
+import eventbus.testing
 from eventbus._function import candidate_patterns
 from tests.helpers import on
 
@@ -41,7 +42,7 @@ def test_function_ids_and_repr() -> None:
     ("kwargs", "match"),
     [
         ({"fn_id": ""}, "fn_id"),
-        ({"fn_id": "has space"}, "fn_id"),
+        ({"fn_id": "   "}, "fn_id"),
         ({"fn_id": 5}, "fn_id"),
         ({"name": 5}, "name"),
         ({"retries": -1}, "0 to 20"),
@@ -114,19 +115,32 @@ def test_handlers_take_exactly_one_argument() -> None:
         client.create_function(fn_id="g", trigger=on("a"), on_failure=two)  # type: ignore[arg-type]
 
 
-def test_duplicate_function_ids_are_rejected() -> None:
-    """fn_id is unique per client, including the generated failure handler id."""
+@pytest.mark.anyio
+async def test_duplicate_function_ids_are_reported_when_an_engine_starts() -> None:
+    """As in the SDK (which reports them at serve()): a repeated fn_id, the generated
+    failure handler's included, replaces the earlier definition at decoration, and
+    starting an engine names it."""
     client = eventbus.Inngest("app")
     client.create_function(fn_id="f", trigger=on("a"), on_failure=handler)(handler)
-    with pytest.raises(eventbus.FunctionConfigError, match="already registered"):
-        client.create_function(fn_id="f", trigger=on("b"))
-    with pytest.raises(eventbus.FunctionConfigError, match="already registered"):
-        client.create_function(fn_id="f-failure", trigger=on("b"))
-    decorate = client.create_function(fn_id="g", trigger=on("a"))
-    decorate(handler)
-    with pytest.raises(eventbus.FunctionConfigError, match="already registered"):
-        decorate(handler)
-    assert [f.local_id for f in client.functions()] == ["f", "f-failure", "g"]
+    client.create_function(fn_id="f", trigger=on("b"))(handler)  # replaces f
+    client.create_function(fn_id="f-failure", trigger=on("b"))(handler)
+    assert [f.local_id for f in client.functions()] == ["f", "f-failure"]
+    assert [t.event for t in client.functions()[0].triggers] == ["b"]
+    with pytest.raises(eventbus.FunctionConfigError, match=r"'app-f', 'app-f-failure'"):
+        async with client:
+            pass  # pragma: no cover
+    with pytest.raises(eventbus.FunctionConfigError, match="more than once"):
+        async with eventbus.testing.running(client):
+            pass  # pragma: no cover
+
+
+def test_the_ids_the_sdk_accepts_are_accepted() -> None:
+    """fn_id and step ids may hold punctuation and emoji, and "/" as in "{id}/child"."""
+    client = eventbus.Inngest("app")
+    crazy = "crazy%$^&*(_+{|:<?☃️"
+    fn = client.create_function(fn_id=crazy, trigger=on("a"))(handler)
+    child = client.create_function(fn_id="parent/child", trigger=on("a"))(handler)
+    assert (fn.id, child.id) == (f"app-{crazy}", "app-parent/child")
 
 
 def test_candidate_patterns_examples() -> None:
