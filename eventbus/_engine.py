@@ -1005,7 +1005,12 @@ class Engine:
         )
 
     def invoke_step(
-        self, run: Run, record: StepRecord, target: Function, data: dict[str, Any]
+        self,
+        run: Run,
+        record: StepRecord,
+        target: Function,
+        data: dict[str, Any],
+        v: str | None = None,
     ) -> None:
         """Start ``target`` with an ``inngest/function.invoked`` event; suspend ``run``
         until the target's ``inngest/function.finished`` arrives (or the timeout)."""
@@ -1026,9 +1031,7 @@ class Engine:
             "expire": record.wake_ms,
         }
         internal_id = self._ids.new(now)
-        stored = make_stored(
-            INVOKED_EVENT, data, internal_id, now, None, {}, internal_id, now, False
-        )
+        stored = make_stored(INVOKED_EVENT, data, internal_id, now, v, {}, internal_id, now, False)
         self._store(stored)
         if self._pauses:
             self._match_pauses(stored)

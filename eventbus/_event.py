@@ -127,6 +127,42 @@ class Event:
         wire, _ = _wire_from_mapping(raw)
         return cls(wire["name"], wire["data"], wire["id"], wire["ts"], wire["v"], wire["user"])
 
+    # The official SDK's pydantic model methods that app code and tests call.
+
+    def model_dump(self, **_options: Any) -> dict[str, Any]:
+        """The event as the SDK's ``inngest.Event.model_dump()`` gives it: ``data``,
+        ``id`` (``""`` when unset), ``name``, ``ts`` (``0`` when unset), plus ``v`` and
+        ``user`` when set. Options such as ``mode="json"`` change nothing: it is JSON."""
+        out: dict[str, Any] = {
+            "data": dict(self.data),
+            "id": self.id or "",
+            "name": self.name,
+            "ts": self.ts or 0,
+        }
+        if self.v is not None:
+            out["v"] = self.v
+        if self.user:
+            out["user"] = dict(self.user)
+        return out
+
+    @classmethod
+    def model_validate(cls, obj: object) -> Event:
+        """An Event from a mapping (or an Event, or an ``inngest.Event``); invalid input
+        raises :class:`EventValidationError`."""
+        if isinstance(obj, Event):
+            return obj
+        raw = _foreign_event(obj)
+        return cls.from_dict(raw if isinstance(raw, Mapping) else obj)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_raw(cls, raw: object) -> Event | EventValidationError:
+        """Like :meth:`model_validate`, but returns the error instead of raising it, as the
+        SDK's ``Event.from_raw`` does."""
+        try:
+            return cls.model_validate(raw)
+        except EventValidationError as exc:
+            return exc
+
     def __repr__(self) -> str:
         parts = [f"name={self.name!r}", f"data={dict(self.data)!r}"]
         if self.id is not None:
@@ -287,6 +323,8 @@ def _wire(
     """Validate event fields into the engine's wire dict; returns it and a size bound."""
     if type(name) is not str or not name:
         _check_name(name)
+    if event_id == "":
+        event_id = None  # unset, as the official SDKs write it
     if event_id is not None and type(event_id) is not str:
         _check_optional_str(event_id, "id")
     if version is not None and type(version) is not str:

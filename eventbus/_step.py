@@ -113,6 +113,37 @@ def _note_branch(record: StepRecord) -> None:
         records[index] = record
 
 
+def _dumped(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, with a model it returns dumped to JSON (for ``output_type=``)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        value = fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+
+            async def awaited() -> Any:
+                return _dump(await value)
+
+            return awaited()
+        return _dump(value)
+
+    return call
+
+
+def _dump(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) and not isinstance(value, type) else value
+
+
+def _typed(value: Any, output_type: Any) -> Any:
+    validate = getattr(output_type, "model_validate", None)
+    if validate is None:
+        raise UsageError(
+            f"output_type={output_type!r} has no model_validate(); give a pydantic model "
+            "(or any class with model_validate), or leave it out for plain JSON"
+        )
+    return value if value is None else validate(value)
+
+
 def _event_from_wire(wire: dict[str, Any]) -> Event:
     return Event(
         wire["name"],
@@ -294,9 +325,18 @@ class Step:
     # ------------------------------------------------------------------ tools
 
     async def run(
-        self, step_id: str, fn: Callable[..., Awaitable[T] | T], *args: Any, **kwargs: Any
+        self,
+        step_id: str,
+        fn: Callable[..., Awaitable[T] | T],
+        *args: Any,
+        output_type: Any = None,
+        **kwargs: Any,
     ) -> T:
         """Run ``fn(*args, **kwargs)`` (sync or async) as a step; return its JSON result.
+
+        ``output_type`` (a pydantic model, or any class with ``model_validate``) turns the
+        JSON result back into that type, as the SDK's pydantic serializer does; a step may
+        then return such a model (it is stored as its ``model_dump(mode="json")``).
 
         A step that succeeded is never run again in this run: later executions get the
         recorded result. A failing step is retried with backoff (``retries`` of the
@@ -304,6 +344,9 @@ class Step:
         here. The result goes through a JSON round trip, so the code after the step sees
         exactly what a real backend would return.
         """
+        if output_type is not None:
+            value = await self.run(step_id, _dumped(fn), *args, **kwargs)
+            return cast(T, _typed(value, output_type))
         key = self._key(step_id)
         harness = self._engine.harness
         if harness is None:
@@ -477,8 +520,11 @@ class Step:
         function: Function,
         data: Mapping[str, Any] | None = None,
         timeout: datetime.timedelta | int | str | None = None,
+        v: str | None = None,
     ) -> Any:
         """Run ``function`` with ``data`` and return its output, as a step.
+
+        ``v`` is the version of the invocation event's payload.
 
         The target runs with an ``inngest/function.invoked`` event whatever its triggers.
         If it fails, or ``timeout`` (default one year) passes first, :class:`StepError`
@@ -491,7 +537,7 @@ class Step:
                 f"invoke {step_id!r} needs function= to be an eventbus.Function "
                 f"(what create_function returned), got {function!r}"
             )
-        return await self._invoke(step_id, function.id, data, timeout)
+        return await self._invoke(step_id, function.id, data, timeout, v)
 
     async def invoke_by_id(
         self,
@@ -501,6 +547,7 @@ class Step:
         app_id: str | None = None,
         data: Mapping[str, Any] | None = None,
         timeout: datetime.timedelta | int | str | None = None,
+        v: str | None = None,
     ) -> Any:
         """Like :meth:`invoke`, naming the target by its ``fn_id`` (and ``app_id``, default
         this client's)."""
@@ -509,7 +556,7 @@ class Step:
                 f"invoke_by_id {step_id!r} needs function_id=, got {function_id!r}"
             )
         app = app_id if app_id is not None else self._run.function.app_id
-        return await self._invoke(step_id, f"{app}-{function_id}", data, timeout)
+        return await self._invoke(step_id, f"{app}-{function_id}", data, timeout, v)
 
     async def _invoke(
         self,
@@ -517,6 +564,7 @@ class Step:
         target_id: str,
         data: Mapping[str, Any] | None,
         timeout: datetime.timedelta | int | str | None,
+        v: str | None = None,
     ) -> Any:
         key = self._key(step_id)
         record = self._run.journal.get(key)
@@ -565,7 +613,7 @@ class Step:
             raise self._fail(record, NonRetriableError(f"invoke {key!r}: {exc}")) from None
         record.status = StepStatus.WAITING
         record.wake_ms = engine.clock.now_ms() + ms
-        engine.invoke_step(self._run, record, target, payload)
+        engine.invoke_step(self._run, record, target, payload, v)
         raise self._suspend()
 
     async def send_event(self, step_id: str, events: Any) -> list[str]:
@@ -705,7 +753,14 @@ class StepSync:
 
         return anyio.from_thread.run(call)
 
-    def run(self, step_id: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def run(
+        self,
+        step_id: str,
+        fn: Callable[..., T],
+        *args: Any,
+        output_type: Any = None,
+        **kwargs: Any,
+    ) -> T:
         """See :meth:`Step.run`; ``fn`` runs in a worker thread."""
         import anyio.to_thread
 
@@ -716,7 +771,12 @@ class StepSync:
             return anyio.to_thread.run_sync(work, limiter=limiter)
 
         # The arguments go through Step.run, so mocks and records see them.
-        return cast(T, self._call(self._step.run, step_id, in_thread, *args, **kwargs))
+        return cast(
+            T,
+            self._call(
+                self._step.run, step_id, in_thread, *args, output_type=output_type, **kwargs
+            ),
+        )
 
     def sleep(self, step_id: str, duration: datetime.timedelta | int | str) -> None:
         """See :meth:`Step.sleep`."""
@@ -759,9 +819,12 @@ class StepSync:
         function: Function,
         data: Mapping[str, Any] | None = None,
         timeout: datetime.timedelta | int | str | None = None,
+        v: str | None = None,
     ) -> Any:
         """See :meth:`Step.invoke`."""
-        return self._call(self._step.invoke, step_id, function=function, data=data, timeout=timeout)
+        return self._call(
+            self._step.invoke, step_id, function=function, data=data, timeout=timeout, v=v
+        )
 
     def invoke_by_id(
         self,
@@ -771,6 +834,7 @@ class StepSync:
         app_id: str | None = None,
         data: Mapping[str, Any] | None = None,
         timeout: datetime.timedelta | int | str | None = None,
+        v: str | None = None,
     ) -> Any:
         """See :meth:`Step.invoke_by_id`."""
         return self._call(
@@ -780,6 +844,7 @@ class StepSync:
             app_id=app_id,
             data=data,
             timeout=timeout,
+            v=v,
         )
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -86,22 +87,55 @@ def sdk_event(event: Any) -> Any:
     )
 
 
+class _Serde:
+    """The SDK client's serializer for ``output_type=``, as the SDK applies it: without
+    a serializer on the client, ``output_type`` changes nothing."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client if getattr(client, "_serializer", None) is not None else None
+
+    def wraps(self, handler: Callable[..., Any], output_type: Any) -> Callable[..., Any]:
+        client = self._client
+        if client is None or output_type is None:
+            return handler
+
+        def serialized(*args: Any) -> Any:
+            value = handler(*args)
+            if inspect.isawaitable(value):
+
+                async def awaited() -> Any:
+                    return client._serialize(await value, output_type)
+
+                return awaited()
+            return client._serialize(value, output_type)
+
+        return serialized
+
+    def load(self, value: Any, output_type: Any) -> Any:
+        if self._client is None or output_type is None:
+            return value
+        return self._client._deserialize(value, output_type)
+
+
 class _Step:
     """The SDK's async ``ctx.step`` API, on eventbus's step tools."""
 
-    def __init__(self, step: Any) -> None:
+    def __init__(self, step: Any, serde: _Serde) -> None:
         self._step = step
+        self._serde = serde
 
     async def run(
         self, step_id: str, handler: Callable[..., Any], *handler_args: Any, output_type: Any = None
     ) -> Any:
-        return _typed(await self._step.run(step_id, handler, *handler_args), output_type)
+        serde = self._serde
+        value = await self._step.run(step_id, serde.wraps(handler, output_type), *handler_args)
+        return serde.load(value, output_type)
 
     async def sleep(self, step_id: str, duration: datetime.timedelta | int) -> None:
         await self._step.sleep(step_id, duration)
 
     async def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
-        await self._step.sleep_until(step_id, _aware(until))
+        await self._step.sleep_until(step_id, until)
 
     async def wait_for_event(
         self,
@@ -131,7 +165,7 @@ class _Step:
     ) -> Any:
         # As the SDK does: the target's local id, on the calling client's app.
         return await self._step.invoke_by_id(
-            step_id, function_id=function.local_id, data=data, timeout=timeout
+            step_id, function_id=function.local_id, data=data, timeout=timeout, v=v
         )
 
     async def invoke_by_id(
@@ -145,26 +179,29 @@ class _Step:
         v: str | None = None,
     ) -> Any:
         return await self._step.invoke_by_id(
-            step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout
+            step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout, v=v
         )
 
 
 class _StepSync:
     """The SDK's ``StepSync`` API, on eventbus's sync step tools."""
 
-    def __init__(self, step: Any) -> None:
+    def __init__(self, step: Any, serde: _Serde) -> None:
         self._step = step
+        self._serde = serde
 
     def run(
         self, step_id: str, handler: Callable[..., Any], *handler_args: Any, output_type: Any = None
     ) -> Any:
-        return _typed(self._step.run(step_id, handler, *handler_args), output_type)
+        serde = self._serde
+        value = self._step.run(step_id, serde.wraps(handler, output_type), *handler_args)
+        return serde.load(value, output_type)
 
     def sleep(self, step_id: str, duration: datetime.timedelta | int) -> None:
         self._step.sleep(step_id, duration)
 
     def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
-        self._step.sleep_until(step_id, _aware(until))
+        self._step.sleep_until(step_id, until)
 
     def wait_for_event(
         self,
@@ -191,7 +228,7 @@ class _StepSync:
         v: str | None = None,
     ) -> Any:
         return self._step.invoke_by_id(
-            step_id, function_id=function.local_id, data=data, timeout=timeout
+            step_id, function_id=function.local_id, data=data, timeout=timeout, v=v
         )
 
     def invoke_by_id(
@@ -205,21 +242,8 @@ class _StepSync:
         v: str | None = None,
     ) -> Any:
         return self._step.invoke_by_id(
-            step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout
+            step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout, v=v
         )
-
-
-def _typed(value: Any, output_type: Any) -> Any:
-    """``output_type=SomeModel`` gives the model back, as the SDK's pydantic serializer."""
-    validate = getattr(output_type, "model_validate", None)
-    return value if validate is None or value is None else validate(value)
-
-
-def _aware(until: datetime.datetime) -> datetime.datetime:
-    """The SDK reads a naive datetime as local time."""
-    if isinstance(until, datetime.datetime) and until.tzinfo is None:
-        return until.astimezone()
-    return until
 
 
 class _Group:
@@ -251,27 +275,29 @@ class _Context:
         return f"<inngest-style Context run_id={self.run_id!r} event={self.event.name!r}>"
 
 
-def _adapt(handler: Any) -> Callable[..., Any]:
-    import inspect
-
+def _adapt(handler: Any, serde: _Serde) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(handler):
 
         async def run_async(ctx: Any) -> Any:
-            return await handler(_Context(ctx, _Step(ctx.step)))
+            return await handler(_Context(ctx, _Step(ctx.step, serde)))
 
         run_async.__name__ = getattr(handler, "__name__", "handler")
         return run_async
 
     def run_sync(ctx: Any) -> Any:
-        return handler(_Context(ctx, _StepSync(ctx.step)))
+        return handler(_Context(ctx, _StepSync(ctx.step, serde)))
 
     run_sync.__name__ = getattr(handler, "__name__", "handler")
     return run_sync
 
 
-def from_inngest(fn: Any, *, ignore: tuple[str, ...] = ()) -> list[Function]:
+def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -> list[Function]:
     """eventbus Functions for an official ``inngest.Function``: the function, and its
     ``on_failure`` handler when it has one.
+
+    ``client`` is the official client ``fn`` was made on, if known: when it has a
+    ``serializer``, ``step.run(..., output_type=M)`` serializes and deserializes with it,
+    as the SDK does (without one, ``output_type`` changes nothing, as in the SDK).
 
     Options eventbus cannot apply yet (flow control such as ``concurrency``, cron
     triggers) raise :class:`FunctionConfigError` naming them, unless listed in ``ignore``
@@ -310,6 +336,7 @@ def from_inngest(fn: Any, *, ignore: tuple[str, ...] = ()) -> list[Function]:
             f"{function_id!r} uses {', '.join(unsupported)}, which eventbus does not apply "
             "yet; it would run without that control"
         )
+    serde = _Serde(client)
     step = config.steps.get("step")
     retries = None if step is None or step.retries is None else step.retries.attempts
     cancel = [
@@ -325,8 +352,8 @@ def from_inngest(fn: Any, *, ignore: tuple[str, ...] = ()) -> list[Function]:
         trigger=triggers,
         name=config.name,
         retries=retries,
-        handler=_adapt(handler),
-        on_failure=None if on_failure is None else _adapt(on_failure),
+        handler=_adapt(handler, serde),
+        on_failure=None if on_failure is None else _adapt(on_failure, serde),
         cancel=cancel or None,
         timeouts=timeouts,
     )

@@ -320,7 +320,7 @@ def _shadow_client(inngest_client: Any, functions: Any) -> Inngest:
         str(inngest_client.app_id), logger=logger if isinstance(logger, logging.Logger) else None
     )
     for fn in functions:
-        converted = from_inngest(fn)
+        converted = from_inngest(fn, client=inngest_client)
         for function in converted:  # a repeated fn_id is reported here, at engine start
             shadow._registry.check_unique(function.id)
         for function in converted:

@@ -83,13 +83,13 @@ _IGNORED_BY_TRIGGER = (
 )
 
 
-def _function(fn: object) -> Function:
+def _function(fn: object, client: object) -> Function:
     if isinstance(fn, Function):
         return fn
     from ..contrib._sdk import from_inngest, is_sdk_function
 
     if is_sdk_function(fn):
-        return from_inngest(fn, ignore=_IGNORED_BY_TRIGGER)[0]
+        return from_inngest(fn, client=client, ignore=_IGNORED_BY_TRIGGER)[0]
     raise UsageError(
         "trigger() takes the Function that create_function returned (eventbus's or the "
         f"official SDK's), got {fn!r}"
@@ -109,7 +109,7 @@ async def trigger_async(
     or mapping, or a list of them; ``client`` either library's (mocked) client, used for
     its logger.
     """
-    fn = _function(fn)
+    fn = _function(fn, client)
     events = event if isinstance(event, list) else [event]
     batch = prepare_batch(events, max_events=5000, max_bytes=10**8, allow_reserved=True)
     registry = Registry()

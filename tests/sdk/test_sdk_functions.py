@@ -18,7 +18,7 @@ from eventbus.contrib.inngest import from_inngest
 
 pytestmark = pytest.mark.anyio
 
-sdk = inngest.Inngest(app_id="shop", is_production=False)
+sdk = inngest.Inngest(app_id="shop", is_production=False, serializer=inngest.PydanticSerializer())
 
 
 class Receipt(pydantic.BaseModel):
@@ -38,8 +38,8 @@ async def checkout(ctx: inngest.Context) -> dict[str, Any]:
     assert isinstance(ctx.event, inngest.Event)
     order = ctx.event.data["id"]
 
-    async def charge(order_id: str, total: int) -> dict[str, Any]:
-        return {"order": order_id, "total": total}
+    async def charge(order_id: str, total: int) -> Receipt:
+        return Receipt(order=order_id, total=total)  # the SDK's serializer stores it as JSON
 
     receipt = await ctx.step.run(
         "charge", charge, order, ctx.event.data["total"], output_type=Receipt
@@ -262,3 +262,92 @@ async def test_send_takes_sdk_events() -> None:
         assert stored.id == "k"
     assert len(one) == 1
     await anyio.lowlevel.checkpoint()
+
+
+async def test_output_type_needs_the_clients_serializer_as_in_the_sdk() -> None:
+    """Without a serializer on the SDK client, output_type changes nothing (a dict comes
+    back), exactly as the SDK behaves."""
+    plain = inngest.Inngest(app_id="plain", is_production=False)
+
+    @plain.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="app/e"))
+    def f(ctx: inngest.ContextSync) -> str:
+        value = ctx.step.run("r", lambda: {"order": "o", "total": 1}, output_type=Receipt)
+        return type(value).__name__
+
+    async with eventbus.testing.running(plain, functions=[f]) as bus:
+        await bus.send({"name": "app/e"})
+        await bus.settle()
+        assert bus.outputs("f") == ["dict"]
+
+
+async def test_eventbus_steps_take_output_type_and_invoke_takes_v() -> None:
+    """eventbus's own step.run(output_type=M) returns the model (a model result is stored
+    as JSON), and invoke(v=...) versions the invocation event."""
+    client = eventbus.Inngest("typed", clock=eventbus.VirtualClock())
+
+    @client.create_function(fn_id="target", trigger=[])
+    async def target(ctx: eventbus.Context) -> str | None:
+        return ctx.event.v
+
+    @client.create_function(fn_id="f", trigger=eventbus.TriggerEvent(event="app/e"))
+    async def f(ctx: eventbus.Context) -> list[Any]:
+        made = await ctx.step.run("made", lambda: Receipt(order="o", total=3), output_type=Receipt)
+        loaded = await ctx.step.run(
+            "loaded", lambda: {"order": "p", "total": 4}, output_type=Receipt
+        )
+        version = await ctx.step.invoke("call", function=target, v="2024-01")
+        return [type(made).__name__, made.total, loaded.order, version]
+
+    async with client:
+        await client.send({"name": "app/e"})
+        await client.settle()
+        (run,) = client.runs(function_id="typed-f")
+    assert run.output == ["Receipt", 3, "p", "2024-01"]
+    assert run.steps[0].output == {"order": "o", "total": 3}
+
+
+async def test_output_type_without_model_validate_is_refused() -> None:
+    """output_type must be able to validate JSON; anything else fails clearly."""
+    client = eventbus.Inngest("typed", clock=eventbus.VirtualClock())
+
+    @client.create_function(fn_id="f", retries=0, trigger=eventbus.TriggerEvent(event="app/e"))
+    async def f(ctx: eventbus.Context) -> None:
+        await ctx.step.run("r", lambda: 1, output_type=int)
+
+    async with client:
+        await client.send({"name": "app/e"})
+        await client.settle()
+        (run,) = client.runs()
+    assert run.error is not None
+    assert "has no model_validate()" in run.error["message"]
+
+
+def test_event_offers_the_sdk_models_methods() -> None:
+    """model_dump, model_validate and from_raw behave as on inngest.Event."""
+    ours = eventbus.Event("app/e", {"x": 1})
+    theirs = inngest.Event(name="app/e", data={"x": 1})
+    assert (
+        ours.model_dump()
+        == theirs.model_dump()
+        == {
+            "data": {"x": 1},
+            "id": "",
+            "name": "app/e",
+            "ts": 0,
+        }
+    )
+    assert eventbus.Event.model_validate({"name": "app/e", "data": {"x": 1}}) == ours
+    assert eventbus.Event.model_validate(theirs) == ours
+    assert eventbus.Event.model_validate(ours) is ours
+    assert eventbus.Event.from_raw({"name": "app/e", "data": {"x": 1}}) == ours
+    assert isinstance(eventbus.Event.from_raw({"data": {}}), eventbus.EventValidationError)
+    assert isinstance(inngest.Event.from_raw({"data": {}}), Exception)  # the SDK does alike
+    full = eventbus.Event("app/e", {}, id="k", ts=1_700_000_000_000, v="1", user={"u": 1})
+    assert full.model_dump(mode="json") == {
+        "data": {},
+        "id": "k",
+        "name": "app/e",
+        "ts": 1_700_000_000_000,
+        "v": "1",
+        "user": {"u": 1},
+    }
