@@ -101,6 +101,9 @@ BACKLOG_YIELD = 256
 #: Unfinished runs named one by one in the shutdown warning.
 REPORT_RUNS = 50
 _SHUTTING_DOWN = "the eventbus engine is shutting down and accepts no more events"
+#: Dedup-index key prefix for seeded internal ids (user ids cannot collide: they are
+#: looked up bare).
+_SEEDED = "\x00seeded:"
 #: The engine whose worker (or timer) task this is, if any.
 _ENGINE: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
     "eventbus_engine", default=None
@@ -411,9 +414,21 @@ class Engine:
 
     # ------------------------------------------------------------------ ingest
 
-    def ingest(self, decoded: Sequence[dict[str, Any]]) -> list[str]:
-        """Accept validated, JSON-decoded events; returns their internal ids in order."""
+    def ingest(
+        self, decoded: Sequence[dict[str, Any]], internal_ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Accept validated, JSON-decoded events; returns their internal ids in order.
+
+        ``internal_ids`` (from a request's id seed) are the ids to give them; an event
+        whose seeded id was already accepted is a retried request's and is skipped: it
+        keeps its id and starts nothing, as on Inngest.
+        """
         now = self.clock.now_ms()
+        given = None
+        if internal_ids is not None:
+            every_id = list(internal_ids)
+            decoded, fresh_ids = self._unseen(decoded, every_id, now)
+            given = iter(fresh_ids)
         new_id = self._ids.new
         seen = self.dedup.seen
         store = self._store
@@ -421,7 +436,7 @@ class Engine:
         harness = self.harness
         ids: list[str] = []
         for raw in decoded:
-            internal_id = new_id(now)
+            internal_id = new_id(now) if given is None else next(given)
             user_id = raw["id"]
             data = raw["data"]
             if "_inngest" in data:
@@ -446,7 +461,20 @@ class Engine:
                 self._match_pauses(stored)  # duplicates resume waits too, as on Inngest
             if not duplicate and (cache.get(stored.name) != () or harness is not None):
                 self._fan_out(stored, now)
-        return ids
+        return ids if internal_ids is None else every_id
+
+    def _unseen(
+        self, decoded: Sequence[dict[str, Any]], internal_ids: list[str], now: int
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The events (and their seeded ids) not accepted before, within the 24 h window."""
+        fresh: list[dict[str, Any]] = []
+        fresh_ids: list[str] = []
+        seen = self.dedup.seen
+        for raw, internal_id in zip(decoded, internal_ids, strict=True):
+            if not seen(_SEEDED + internal_id, now):
+                fresh.append(raw)
+                fresh_ids.append(internal_id)
+        return fresh, fresh_ids
 
     def _explain_dedup(
         self, harness: Harness, user_id: str, internal_id: str, duplicate: bool
@@ -756,7 +784,9 @@ class Engine:
             if self.draining or self._tg is None:
                 raise EngineNotRunningError(_SHUTTING_DOWN)
 
-    async def accept(self, decoded: Sequence[dict[str, Any]]) -> list[str]:
+    async def accept(
+        self, decoded: Sequence[dict[str, Any]], internal_ids: Sequence[str] | None = None
+    ) -> list[str]:
         """Admit, then ingest: acceptance is the last thing, so a send cancelled while it
         waits for room has accepted nothing."""
         if self.draining and _ENGINE.get() is not self:
@@ -764,7 +794,7 @@ class Engine:
         backlog = len(self._ready)
         if backlog > BACKLOG_YIELD or backlog >= self.max_queued_runs:
             await self.admit()
-        return self.ingest(decoded)
+        return self.ingest(decoded, internal_ids)
 
     async def send_batch(self, batch: EventBatch) -> list[str]:
         """Accept a validated send from any task of any thread's event loop (a foreign
@@ -774,10 +804,12 @@ class Engine:
             return cast(
                 "list[str]",
                 await anyio.to_thread.run_sync(
-                    lambda: anyio.from_thread.run(self.accept, batch.decoded, token=token)
+                    lambda: anyio.from_thread.run(
+                        self.accept, batch.decoded, batch.internal_ids, token=token
+                    )
                 ),
             )
-        return await self.accept(batch.decoded)
+        return await self.accept(batch.decoded, batch.internal_ids)
 
     def send_batch_sync(self, batch: EventBatch) -> list[str]:
         """Accept a validated send from synchronous code in another thread."""
@@ -786,7 +818,9 @@ class Engine:
                 "send_sync() was called from inside the engine's event loop, where it would "
                 "deadlock; use `await client.send(...)` there"
             )
-        return anyio.from_thread.run(self.accept, batch.decoded, token=self._token)
+        return anyio.from_thread.run(
+            self.accept, batch.decoded, batch.internal_ids, token=self._token
+        )
 
     async def settle(self, *, advance_time: bool = False) -> None:
         """Return when no run is executing and none is queued.

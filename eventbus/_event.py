@@ -387,13 +387,17 @@ class EventBatch:
     ``user``; unset fields None); they are copies, so later mutation of the caller's
     dicts cannot change accepted events, and tuples are lists as JSON would make them.
     ``encoded`` is the request's compact UTF-8 JSON (computed on first use).
+    ``internal_ids``, when set (the Event API server sets it from the request's
+    ``x-inngest-event-id-seed``), are the ids the events must get: a request that arrives
+    again with the same seed is recognised and starts no second run.
     """
 
-    __slots__ = ("_encoded", "decoded")
+    __slots__ = ("_encoded", "decoded", "internal_ids")
 
     def __init__(self, decoded: list[dict[str, Any]], encoded: bytes | None = None) -> None:
         self.decoded = decoded
         self._encoded = encoded
+        self.internal_ids: list[str] | None = None
 
     @property
     def encoded(self) -> bytes:

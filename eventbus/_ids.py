@@ -7,6 +7,8 @@ it increments the random part, so ids minted by one generator sort in minting or
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -27,6 +29,34 @@ def _encode(value: int, chars: int) -> str:
 def encode_ulid(ms: int, randomness: int) -> str:
     """The ULID string for a millisecond timestamp and an 80-bit random part."""
     return _encode(ms, 10) + _encode(randomness, 16)
+
+
+#: The request header the official SDKs send so that a retried request gets the same ids.
+EVENT_ID_SEED_HEADER = "x-inngest-event-id-seed"
+_MAX_MS = (1 << 48) - 1
+
+
+def seeded_ulids(seed: str, count: int) -> list[str] | None:
+    """The ids Inngest derives from an ``x-inngest-event-id-seed`` for ``count`` events,
+    or None for a seed it would ignore.
+
+    The seed is ``"<unix ms>,<base64 of 10 random bytes>"``; for the event at 1-based
+    position ``i`` the last 4 bytes are incremented by ``i`` as a big-endian uint32
+    (wrapping) and the ULID is (ms, bytes), as Inngest's server computes them.
+    """
+    ms_text, sep, entropy_text = seed.strip().partition(",")
+    if not sep or not ms_text.isdigit():
+        return None
+    ms = int(ms_text)
+    try:
+        entropy = base64.b64decode(entropy_text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(entropy) != 10 or ms > _MAX_MS:
+        return None
+    head = int.from_bytes(entropy[:6], "big") << 32
+    tail = int.from_bytes(entropy[6:], "big")
+    return [encode_ulid(ms, head | ((tail + i) & 0xFFFFFFFF)) for i in range(1, count + 1)]
 
 
 def decode_ulid_ms(ulid: str) -> int:

@@ -32,6 +32,7 @@ import anyio
 from .._client import Inngest
 from .._errors import EngineNotRunningError, EventValidationError
 from .._event import StoredEvent, prepare_batch
+from .._ids import seeded_ulids
 from .._run import Run
 
 __all__ = ("create_app",)
@@ -119,6 +120,14 @@ def _matches(candidate: bytes, allowed: tuple[bytes, ...]) -> bool:
     return found
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (the first, decoded as latin-1), or None."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
 def _encode_reply(payload: Any) -> bytes:
     text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     try:
@@ -149,11 +158,11 @@ def create_app(
     def authorized(scope: Scope) -> bool:
         if signing is None:
             return True
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                scheme, _, token = bytes(value).decode("latin-1").partition(" ")
-                return scheme.lower() == "bearer" and signing.admits(token.strip())
-        return False
+        value = header(scope, b"authorization")
+        if value is None:
+            return False
+        scheme, _, token = value.partition(" ")
+        return scheme.lower() == "bearer" and signing.admits(token.strip())
 
     async def reply(send: Send, status: int, payload: Any) -> None:
         body = _encode_reply(payload)
@@ -197,7 +206,7 @@ def create_app(
     def metadata() -> dict[str, Any]:
         return {"fetched_at": client.clock.now().isoformat(), "cached_until": None}
 
-    async def post_events(key: str, receive: Receive, send: Send) -> None:
+    async def post_events(scope: Scope, key: str, receive: Receive, send: Send) -> None:
         if keys is not None and not _matches(key.encode("utf-8", "surrogatepass"), keys):
             await reply(send, 401, {"status": 401, "error": "Event key not found"})
             return
@@ -231,6 +240,11 @@ def create_app(
         except EventValidationError as exc:
             await reply(send, 400, {"ids": [], "status": 400, "error": str(exc)})
             return
+        seed = header(scope, b"x-inngest-event-id-seed")
+        if seed is not None and batch.decoded:
+            # As Inngest: ids derived from the SDK's seed, so a retried request (same
+            # seed) gets the same ids and starts no second run; a bad seed is ignored.
+            batch.internal_ids = seeded_ulids(seed, len(batch.decoded))
         try:
             ids = await client.transport.send(batch) if batch.decoded else []
         except EngineNotRunningError as exc:
@@ -301,7 +315,7 @@ def create_app(
         method = scope["method"]
         path = scope["path"]  # already URL-decoded once by the server, as ASGI says
         if method == "POST" and path.startswith("/e/"):
-            await post_events(path[3:], receive, send)
+            await post_events(scope, path[3:], receive, send)
         elif method == "GET" and path == "/health":
             await reply(send, 200, {"status": 200, "message": "OK"})
         elif method == "GET":

@@ -196,3 +196,43 @@ async def test_the_event_api_drops_unknown_fields_as_inngest_does() -> None:
         stored = client.get_event(event_id)
         assert stored is not None
         assert stored.data == {"x": 1}
+
+
+async def test_a_retried_request_with_the_same_seed_starts_no_second_run() -> None:
+    """As on Inngest: ids derive from x-inngest-event-id-seed, so an SDK's retry of one
+    request gets the same ids, is not stored again and starts no second run; another
+    seed (or none, or a malformed one) is a new request."""
+    from eventbus._ids import decode_ulid_ms
+
+    client, http = app_client()
+    seed = {"x-inngest-event-id-seed": "1795784490141,/FAl4347Z7fVMQ=="}
+    body = [{"name": "app/hello", "data": {"who": "a"}}, {"name": "app/hello"}]
+    async with client, http:
+        first = (await http.post("/e/key", json=body, headers=seed)).json()["ids"]
+        again = (await http.post("/e/key", json=body, headers=seed)).json()["ids"]
+        assert again == first
+        assert [decode_ulid_ms(i) for i in first] == [1795784490141] * 2  # the seed's ms
+        await client.settle()
+        assert len(client.events("app/hello")) == 2
+        assert len(client.runs(function_id="test-app-greet")) == 2
+        other = {"x-inngest-event-id-seed": "1795784490141,AAAAAAAAAAAAAA=="}
+        fresh = (await http.post("/e/key", json=body[:1], headers=other)).json()["ids"]
+        bad = {"x-inngest-event-id-seed": "not a seed"}
+        random = (await http.post("/e/key", json=body[:1], headers=bad)).json()["ids"]
+        await client.settle()
+        assert len({*first, *fresh, *random}) == 4
+        assert len(client.runs(function_id="test-app-greet")) == 4
+
+
+def test_seeded_ids_follow_inngests_rule() -> None:
+    """For the event at 1-based index i the last four entropy bytes grow by i (uint32,
+    wrapping), under the seed's millisecond; malformed seeds give None."""
+    from eventbus._ids import decode_ulid_ms, seeded_ulids
+
+    ids = seeded_ulids("1795784490141,AAAAAAAA/////w==", 2)
+    assert ids is not None
+    assert [decode_ulid_ms(i) for i in ids] == [1795784490141] * 2
+    assert ids[0].endswith("0000000000")  # 0xFFFFFFFF + 1 wraps to 0
+    assert ids[1].endswith("0000000001")
+    for bad in ["", "123", "x,AAAAAAAAAAAAAA==", "1,!!", "1,AAAA", f"{2**48},AAAAAAAAAAAAAA=="]:
+        assert seeded_ulids(bad, 1) is None

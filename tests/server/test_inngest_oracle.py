@@ -141,3 +141,34 @@ def test_event_keys_and_payload_limits_match_the_real_server(real_server: str) -
         for body, _ in EVENT_BODIES
     ]
     assert ours(requests) == theirs(real_server, requests)
+
+
+def test_seeded_ids_match_the_real_server(real_server: str) -> None:
+    """A request with x-inngest-event-id-seed gets exactly the ids Inngest's server gives
+    it, and the same ids again when retried with the same seed."""
+    headers = {
+        "content-type": "application/json",
+        "x-inngest-event-id-seed": "1795784490141,/FAl4347Z7fVMQ==",
+    }
+    body = '[{"name":"a/b","data":{"n":1}},{"name":"a/b","data":{"n":2}},{"name":"a/c"}]'
+    requests = [("POST", f"/e/{EVENT_KEY}", headers, body)] * 2
+    theirs_ids = [
+        httpx.request(m, real_server + p, headers=h, content=b, timeout=10).json()["ids"]
+        for m, p, h, b in requests
+    ]
+    client = eventbus.Inngest("oracle", clock=eventbus.VirtualClock())
+    app = create_app(client, event_keys=[EVENT_KEY])
+    ours_ids: list[list[str]] = []
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with client, httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            for method, path, h, b in requests:
+                ours_ids.append(
+                    (await http.request(method, path, headers=h, content=b)).json()["ids"]
+                )
+
+    anyio.run(main)
+    assert ours_ids == theirs_ids
+    assert theirs_ids[0] == theirs_ids[1]
+    assert len(set(theirs_ids[0])) == 3
