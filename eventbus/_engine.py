@@ -952,16 +952,16 @@ class Engine:
             return
         except (NonRetriableError, StepError, UsageError) as exc:
             # A step that failed for good, or misuse of the API: retrying cannot help.
-            if not execution.interrupted:
+            if not execution.interrupted and not run._cancel_requested:
                 self._fail(run, exc)
             return
         except RetryAfterError as exc:
-            if not execution.interrupted:
+            if not execution.interrupted and not run._cancel_requested:
                 delay = self.clamp_retry_after(exc.delay_ms(self.clock.now_ms()))
                 self._retry_or_fail(run, exc, delay)
             return
         except Exception as exc:
-            if not execution.interrupted and not run.status.is_finished:
+            if not (execution.interrupted or run.status.is_finished or run._cancel_requested):
                 self._retry_or_fail(run, exc, None)
             return
         except anyio.get_cancelled_exc_class():
@@ -990,6 +990,8 @@ class Engine:
             return  # cancelled while executing (the handler swallowed it): already ended
         if execution.interrupted:
             return  # the handler swallowed an Interrupt; the run is suspended all the same
+        if run._cancel_requested:
+            return  # a cancel event came while it executed: _execute ends it CANCELLED
         if output is not None:
             try:
                 output = decode_output(encode_output(output))

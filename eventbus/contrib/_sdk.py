@@ -17,13 +17,20 @@ milliseconds or timedeltas, ``inngest.Event`` in ``send_event``, ``inngest.Funct
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.metadata
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .._errors import FunctionConfigError, UsageError
+from .._errors import (
+    FunctionConfigError,
+    NonRetriableError,
+    RetryAfterError,
+    StepError,
+    UsageError,
+)
 from .._function import Cancel, Function, Timeouts, TriggerEvent, make_function
 from .._step import ParallelMode
 
@@ -87,6 +94,84 @@ def sdk_event(event: Any) -> Any:
     )
 
 
+def _from_sdk_error(exc: BaseException) -> BaseException | None:
+    """An error of the SDK's, raised by SDK code, as the eventbus error the engine
+    understands (None for any other exception)."""
+    import inngest
+
+    translated: BaseException
+    if isinstance(exc, inngest.StepError):
+        original = getattr(exc, "_eventbus_error", None)
+        return original if original is not None else StepError(exc.message, exc.name, exc.stack)
+    if isinstance(exc, inngest.NonRetriableError):
+        translated = NonRetriableError(str(exc) if exc.args else None, exc.quiet)
+    elif isinstance(exc, inngest.RetryAfterError):
+        translated = RetryAfterError(str(exc) if exc.args else None, exc.retry_after, exc.quiet)
+    else:
+        return None
+    setattr(translated, "_sdk_error", exc)  # noqa: B010 - a private back-reference
+    return translated
+
+
+def _to_sdk_error(exc: BaseException) -> BaseException | None:
+    """An eventbus error leaving a step call, as SDK code expects it: the SDK's own
+    exception (the very one it raised, if it raised it) or None."""
+    import inngest
+
+    original = getattr(exc, "_sdk_error", None)
+    if original is not None:
+        return original  # type: ignore[no-any-return]
+    translated: BaseException
+    if isinstance(exc, StepError):
+        translated = inngest.StepError(exc.message, exc.name, exc.stack)
+    elif isinstance(exc, NonRetriableError):  # a failed step replayed from the journal
+        translated = inngest.NonRetriableError(exc.message, exc.quiet)
+    else:
+        return None
+    setattr(translated, "_eventbus_error", exc)  # noqa: B010 - a private back-reference
+    return translated
+
+
+def _sdk_errors_out(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``handler`` (SDK code) with the SDK's errors translated as it raises them."""
+
+    def call(*args: Any) -> Any:
+        try:
+            value = handler(*args)
+        except Exception as exc:
+            translated = _from_sdk_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+        if not inspect.isawaitable(value):
+            return value
+
+        async def awaited() -> Any:
+            try:
+                return await value
+            except Exception as exc:
+                translated = _from_sdk_error(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+
+        return awaited()
+
+    return call
+
+
+@contextlib.contextmanager
+def _sdk_errors_in() -> Iterator[None]:
+    """Around an eventbus step call made by SDK code: its errors as the SDK's."""
+    try:
+        yield
+    except (StepError, NonRetriableError, RetryAfterError) as exc:
+        translated = _to_sdk_error(exc)
+        if translated is None:
+            raise
+        raise translated from None
+
+
 class _Serde:
     """The SDK client's serializer for ``output_type=``, as the SDK applies it: without
     a serializer on the client, ``output_type`` changes nothing."""
@@ -128,7 +213,9 @@ class _Step:
         self, step_id: str, handler: Callable[..., Any], *handler_args: Any, output_type: Any = None
     ) -> Any:
         serde = self._serde
-        value = await self._step.run(step_id, serde.wraps(handler, output_type), *handler_args)
+        wrapped = _sdk_errors_out(serde.wraps(handler, output_type))
+        with _sdk_errors_in():
+            value = await self._step.run(step_id, wrapped, *handler_args)
         return serde.load(value, output_type)
 
     async def sleep(self, step_id: str, duration: datetime.timedelta | int) -> None:
@@ -164,9 +251,10 @@ class _Step:
         v: str | None = None,
     ) -> Any:
         # As the SDK does: the target's local id, on the calling client's app.
-        return await self._step.invoke_by_id(
-            step_id, function_id=function.local_id, data=data, timeout=timeout, v=v
-        )
+        with _sdk_errors_in():
+            return await self._step.invoke_by_id(
+                step_id, function_id=function.local_id, data=data, timeout=timeout, v=v
+            )
 
     async def invoke_by_id(
         self,
@@ -178,9 +266,10 @@ class _Step:
         timeout: datetime.timedelta | int | None = None,
         v: str | None = None,
     ) -> Any:
-        return await self._step.invoke_by_id(
-            step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout, v=v
-        )
+        with _sdk_errors_in():
+            return await self._step.invoke_by_id(
+                step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout, v=v
+            )
 
 
 class _StepSync:
@@ -194,7 +283,9 @@ class _StepSync:
         self, step_id: str, handler: Callable[..., Any], *handler_args: Any, output_type: Any = None
     ) -> Any:
         serde = self._serde
-        value = self._step.run(step_id, serde.wraps(handler, output_type), *handler_args)
+        wrapped = _sdk_errors_out(serde.wraps(handler, output_type))
+        with _sdk_errors_in():
+            value = self._step.run(step_id, wrapped, *handler_args)
         return serde.load(value, output_type)
 
     def sleep(self, step_id: str, duration: datetime.timedelta | int) -> None:
@@ -227,9 +318,10 @@ class _StepSync:
         timeout: datetime.timedelta | int | None = None,
         v: str | None = None,
     ) -> Any:
-        return self._step.invoke_by_id(
-            step_id, function_id=function.local_id, data=data, timeout=timeout, v=v
-        )
+        with _sdk_errors_in():
+            return self._step.invoke_by_id(
+                step_id, function_id=function.local_id, data=data, timeout=timeout, v=v
+            )
 
     def invoke_by_id(
         self,
@@ -241,9 +333,10 @@ class _StepSync:
         timeout: datetime.timedelta | int | None = None,
         v: str | None = None,
     ) -> Any:
-        return self._step.invoke_by_id(
-            step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout, v=v
-        )
+        with _sdk_errors_in():
+            return self._step.invoke_by_id(
+                step_id, function_id=function_id, app_id=app_id, data=data, timeout=timeout, v=v
+            )
 
 
 class _Group:
@@ -276,16 +369,17 @@ class _Context:
 
 
 def _adapt(handler: Any, serde: _Serde) -> Callable[..., Any]:
+    guarded = _sdk_errors_out(handler)  # inngest.NonRetriableError & co. at function level
     if inspect.iscoroutinefunction(handler):
 
         async def run_async(ctx: Any) -> Any:
-            return await handler(_Context(ctx, _Step(ctx.step, serde)))
+            return await guarded(_Context(ctx, _Step(ctx.step, serde)))
 
         run_async.__name__ = getattr(handler, "__name__", "handler")
         return run_async
 
     def run_sync(ctx: Any) -> Any:
-        return handler(_Context(ctx, _StepSync(ctx.step, serde)))
+        return guarded(_Context(ctx, _StepSync(ctx.step, serde)))
 
     run_sync.__name__ = getattr(handler, "__name__", "handler")
     return run_sync
