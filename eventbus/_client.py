@@ -262,6 +262,11 @@ class Inngest:
 
         return decorator
 
+    def set_logger(self, logger: Any) -> None:
+        """Use ``logger`` for ``ctx.logger`` from now on (as the SDK's ``set_logger``):
+        engines started after this call use it."""
+        self.logger = logger
+
     def functions(self) -> list[Function]:
         """Every function registered on this client, in registration order."""
         return list(self._registry.functions.values())

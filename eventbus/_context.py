@@ -12,6 +12,66 @@ if TYPE_CHECKING:
     from ._step import Execution, Group, GroupSync, Step, StepSync
 
 
+_LOG = logging.getLogger("eventbus")
+
+
+class RunLogger:
+    """``ctx.logger``: the client's logger, for one execution of a handler.
+
+    As the SDK's logger: quiet while the execution replays steps that already ran (each
+    line is logged once per run, not once per replay). A standard ``logging`` logger gets
+    ``run_id`` and ``function_id`` in ``extra``; any other logger-like object (structlog's,
+    say) gets the call as made. A logger that raises loses that line, never the run.
+    """
+
+    __slots__ = ("_base", "_execution", "_extra")
+
+    def __init__(self, base: Any, extra: dict[str, str], execution: Execution) -> None:
+        self._base = base
+        self._extra = extra
+        self._execution = execution
+
+    def _emit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if self._execution.replaying:
+            return
+        target = getattr(self._base, method, None)
+        if target is None:
+            return
+        try:
+            if isinstance(self._base, (logging.Logger, logging.LoggerAdapter)):
+                kwargs["extra"] = {**self._extra, **(kwargs.get("extra") or {})}
+                kwargs.setdefault("stacklevel", 3)
+            target(*args, **kwargs)
+        except Exception:
+            _LOG.warning(
+                "ctx.logger: the client's logger failed; the line was dropped", exc_info=True
+            )
+
+    def debug(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("debug", args, kwargs)
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("info", args, kwargs)
+
+    def warning(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("warning", args, kwargs)
+
+    def error(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("error", args, kwargs)
+
+    def exception(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("exception", args, kwargs)
+
+    def critical(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("critical", args, kwargs)
+
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("log", args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<RunLogger of {self._base!r} run_id={self._extra['run_id']!r}>"
+
+
 class _ContextBase:
     __slots__ = (
         "_base_logger",
@@ -35,7 +95,7 @@ class _ContextBase:
         run_id: str,
         attempt: int,
         function_id: str,
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        logger: Any,
         engine: Engine,
         run: Run,
         execution: Execution,
@@ -46,7 +106,7 @@ class _ContextBase:
         self.attempt = attempt
         self.function_id = function_id
         self._base_logger = logger
-        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+        self._logger: RunLogger | None = None
         # The step tools are made on first use: handlers without steps pay nothing.
         self._engine = engine
         self._run = run
@@ -67,12 +127,13 @@ class _ContextBase:
         return Group(self._engine, self._run, self._execution)
 
     @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger whose records carry ``run_id`` and ``function_id`` in ``extra``."""
+    def logger(self) -> RunLogger:
+        """The client's logger for this run (see :class:`RunLogger`)."""
         if self._logger is None:
-            self._logger = logging.LoggerAdapter(
-                self._base_logger,  # type: ignore[arg-type]
+            self._logger = RunLogger(
+                self._base_logger,
                 {"run_id": self.run_id, "function_id": self.function_id},
+                self._execution,
             )
         return self._logger
 

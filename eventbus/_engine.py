@@ -100,6 +100,7 @@ YIELD_EVERY = 64
 BACKLOG_YIELD = 256
 #: Unfinished runs named one by one in the shutdown warning.
 REPORT_RUNS = 50
+_LOG = logging.getLogger("eventbus")
 _SHUTTING_DOWN = "the eventbus engine is shutting down and accepts no more events"
 #: Dedup-index key prefix for seeded internal ids (user ids cannot collide: they are
 #: looked up bare).
@@ -247,7 +248,10 @@ class Engine:
         #: start order of parallel branches, reproducibly.
         self.shuffler: random.Random | None = None
         self.clock = clock
+        #: The user's logger, behind ``ctx.logger``; the engine's own messages go to
+        #: ``self.log`` (the ``eventbus`` logger), never to it.
         self.logger = logger
+        self.log = _LOG
         self.event_retention = event_retention
         self._seed = seed
         self._random: random.Random | None = None  # made on first use: seeding costs ~9 us
@@ -358,7 +362,7 @@ class Engine:
             for run in unfinished[:REPORT_RUNS]
         )
         more = len(unfinished) - REPORT_RUNS
-        self.logger.warning(
+        self.log.warning(
             "%s with %d unfinished run(s), lost with this in-memory engine: %s%s",
             why,
             len(unfinished),
@@ -749,7 +753,7 @@ class Engine:
                 self._wake = anyio.Event()
 
     def _internal_error(self, run: Run, exc: Exception) -> None:
-        self.logger.error(
+        self.log.error(
             "eventbus failed to process run %s of %s; the run fails, the engine goes on",
             run.run_id,
             run.function.id,
@@ -924,7 +928,7 @@ class Engine:
             run.attempts += 1
             run._body_retry = False
         run.status = RunStatus.RUNNING
-        execution = Execution()
+        execution = Execution(run._done_steps)
         events = run.events
         common = (events[0], list(events), run.run_id, run.next_attempt, function.id)
         # Cancelling the run (client.cancel, the finish timeout) cancels the worker's
@@ -1011,7 +1015,7 @@ class Engine:
             delay = backoff_ms(record.attempts - 1, self.random)
         run.next_attempt = record.attempts
         assert record.error is not None
-        self.logger.info(
+        self.log.info(
             "step %r of run %s failed attempt %d (%s: %s); retrying in %.1fs",
             record.id,
             run.run_id,
@@ -1101,6 +1105,7 @@ class Engine:
         record.status = StepStatus.FAILED
         record.error = error
         record._ended_ms = self.clock.now_ms()
+        pause.run._done_steps += 1
         self._wake_run(pause.run)
 
     # ------------------------------------------------------------------ cancellation
@@ -1154,7 +1159,7 @@ class Engine:
         }
         run._ended_ms = now = self.clock.now_ms()
         self._release_run(run)
-        self.logger.info("run %s of %s was cancelled", run.run_id, run.function.id)
+        self.log.info("run %s of %s was cancelled", run.run_id, run.function.id)
         self._announce_end(run, now)
 
     def _add_pause(self, name: str, pause: Pause) -> None:
@@ -1185,6 +1190,7 @@ class Engine:
         record.status = StepStatus.COMPLETED
         record.output = output
         record._ended_ms = self.clock.now_ms()
+        pause.run._done_steps += 1
         self._wake_run(pause.run)
 
     def _wake_run(self, run: Run) -> None:
@@ -1228,6 +1234,7 @@ class Engine:
     def _end_sleep(self, run: Run, record: StepRecord) -> None:
         record.status = StepStatus.COMPLETED
         record._ended_ms = self.clock.now_ms()
+        run._done_steps += 1
         self._wake_run(run)
 
     async def send_events(self, events: Any) -> list[str]:
@@ -1246,7 +1253,7 @@ class Engine:
         run.error = error_info(exc)
         run._body_retry = True
         run.next_attempt = run.attempts
-        self.logger.info(
+        self.log.info(
             "run %s of %s failed attempt %d (%s: %s); retrying in %.1fs",
             run.run_id,
             run.function.id,
@@ -1272,7 +1279,7 @@ class Engine:
         run._ended_ms = now = self.clock.now_ms()
         self._release_run(run)
         if not getattr(exc, "quiet", False):
-            self.logger.warning(
+            self.log.warning(
                 "run %s of %s failed after %d attempt(s): %s: %s",
                 run.run_id,
                 run.function.id,

@@ -128,6 +128,7 @@ class Run:
     __slots__ = (
         "_body_retry",
         "_cancel_requested",
+        "_done_steps",
         "_ended_ms",
         "_executing",
         "_rerun",
@@ -165,6 +166,7 @@ class Run:
         self.next_attempt = 0
         self._body_retry = False
         self._cancel_requested = False
+        self._done_steps = 0  # journal records COMPLETED or FAILED
         self._timers: set[int] = set()  # pending engine timers, cancelled when the run ends
         self._scheduled = False  # queued or executing
         self._executing = False

@@ -96,13 +96,24 @@ class CancelRun(BaseException):
 
 
 class Execution:
-    """The state of one execution of a handler (from the top, against the journal)."""
+    """The state of one execution of a handler (from the top, against the journal).
 
-    __slots__ = ("counts", "interrupted")
+    ``memos`` is how many finished steps the journal held when it began, ``consumed``
+    how many of them it has met again: until it has met them all it is replaying code
+    that already ran, and ``ctx.logger`` stays quiet, as the SDK's logger does.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("consumed", "counts", "interrupted", "memos")
+
+    def __init__(self, memos: int = 0) -> None:
         self.counts: dict[str, int] = {}
         self.interrupted = False
+        self.memos = memos
+        self.consumed = 0
+
+    @property
+    def replaying(self) -> bool:
+        return self.consumed < self.memos
 
 
 def _note_branch(record: StepRecord) -> None:
@@ -228,13 +239,19 @@ class Step:
             self._execution.interrupted = True
         return Interrupt()
 
+    def _replayed(self, record: StepRecord) -> None:
+        """A finished step was met again: one memo fewer before new code runs."""
+        _note_branch(record)
+        self._execution.consumed += 1
+
     async def _execute(self, key: str, kind: str, thunk: Callable[[], Any]) -> Any:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                _note_branch(record)
+                self._replayed(record)
                 return record.output
             if record.status is StepStatus.FAILED:
+                self._replayed(record)
                 raise _replayed_error(record)
         else:
             record = self._new_record(key, kind)
@@ -309,6 +326,7 @@ class Step:
         record.output = output
         record.error = None
         record._ended_ms = self._engine.clock.now_ms()
+        self._run._done_steps += 1
         self._run.next_attempt = 0
         if self._ctx is not None:
             self._ctx.attempt = 0
@@ -317,6 +335,7 @@ class Step:
         record.status = StepStatus.FAILED
         record.error = error_info(exc)
         record._ended_ms = self._engine.clock.now_ms()
+        self._run._done_steps += 1
         self._run.next_attempt = 0
         if self._ctx is not None:
             self._ctx.attempt = 0
@@ -423,7 +442,7 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                _note_branch(record)
+                self._replayed(record)
                 return
             raise self._suspend()  # still sleeping (a parallel branch woke the run)
         now = self._engine.clock.now_ms()
@@ -462,7 +481,7 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                _note_branch(record)
+                self._replayed(record)
                 return None if record.output is None else _event_from_wire(record.output)
             raise self._suspend()  # still waiting (a parallel branch woke the run)
         if not isinstance(event, str) or not event:
@@ -570,9 +589,10 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                _note_branch(record)
+                self._replayed(record)
                 return record.output
             if record.status is StepStatus.FAILED:
+                self._replayed(record)
                 raise _step_error(record)
             raise self._suspend()  # still waiting (a parallel branch woke the run)
         try:

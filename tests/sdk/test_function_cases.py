@@ -18,6 +18,7 @@ What changes is the harness:
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 import anyio
@@ -394,3 +395,95 @@ async def run_case(
         await bus.settle(advance_time=True)
         (run,) = bus.runs(fn.local_id)
         return run
+
+
+class StatefulLogger(logging.Logger):
+    """Fake logger that stores calls to its methods (from logger.py, as upstream)."""
+
+    def __init__(self) -> None:
+        super().__init__("test")
+        self.info_calls: list[object] = []
+
+    def info(self, msg: object, *args: object, **kwargs: object) -> None:
+        self.info_calls.append(msg)
+
+
+@VARIANTS
+async def test_logger(is_sync: bool) -> None:
+    """logger.py: ctx.logger logs each line once per run, not once per replay: lines
+    before a function-level or step-level retry appear again, memoized ones do not."""
+    client = new_client()
+    state = {"fn_raise": False, "step_raise": False}
+    _logger = StatefulLogger()
+
+    @client.create_function(
+        fn_id="logger", retries=1, trigger=inngest.TriggerEvent(event="cases/log")
+    )
+    def fn_sync(ctx: inngest.ContextSync) -> None:
+        ctx.logger.info("function start")
+
+        def step_1() -> None:
+            ctx.logger.info("step_1")
+
+        ctx.step.run("step_1", step_1)
+        ctx.logger.info("log before function-level raise")
+        if state["fn_raise"] is False:
+            state["fn_raise"] = True
+            raise inngest.RetryAfterError("", 1000, quiet=True)
+
+        def step_2() -> None:
+            ctx.logger.info("step_2")
+
+        ctx.step.run("step_2", step_2)
+        ctx.logger.info("log before step-level raise")
+
+        def step_3() -> None:
+            if state["step_raise"] is False:
+                state["step_raise"] = True
+                raise inngest.RetryAfterError("", 1000, quiet=True)
+
+        ctx.step.run("step_3", step_3)
+        ctx.logger.info("function end")
+
+    @client.create_function(
+        fn_id="logger", retries=1, trigger=inngest.TriggerEvent(event="cases/log")
+    )
+    async def fn_async(ctx: inngest.Context) -> None:
+        ctx.logger.info("function start")
+
+        async def step_1() -> None:
+            ctx.logger.info("step_1")
+
+        await ctx.step.run("step_1", step_1)
+        ctx.logger.info("log before function-level raise")
+        if state["fn_raise"] is False:
+            state["fn_raise"] = True
+            raise inngest.RetryAfterError("", 1000, quiet=True)
+
+        async def step_2() -> None:
+            ctx.logger.info("step_2")
+
+        await ctx.step.run("step_2", step_2)
+        ctx.logger.info("log before step-level raise")
+
+        async def step_3() -> None:
+            if state["step_raise"] is False:
+                state["step_raise"] = True
+                raise inngest.RetryAfterError("", 1000, quiet=True)
+
+        await ctx.step.run("step_3", step_3)
+        ctx.logger.info("function end")
+
+    client.set_logger(_logger)
+    run = await run_case(client, fn_sync if is_sync else fn_async, "cases/log")
+    assert run.status is eventbus.RunStatus.COMPLETED
+    assert _logger.info_calls == [
+        "function start",
+        "step_1",
+        "log before function-level raise",
+        "log before function-level raise",
+        "step_2",
+        "log before step-level raise",
+        "log before step-level raise",
+        "function end",
+    ]
