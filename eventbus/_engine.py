@@ -57,7 +57,7 @@ from ._errors import (
     error_info,
 )
 from ._event import StoredEvent, make_stored
-from ._expr import CompiledExpression
+from ._expr import CLOCK_KEY, CompiledExpression
 from ._function import (
     CANCELLED_EVENT,
     FAILED_EVENT,
@@ -536,7 +536,7 @@ class Engine:
         for function, triggers in matches:
             if function.has_expressions:
                 if env is None:
-                    env = {"event": stored.expr_view()}
+                    env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
                 if not any(t.matches(env) for t in triggers):
                     if harness is not None:
                         expressions = " | ".join(
@@ -1222,7 +1222,7 @@ class Engine:
             if any(e.internal_id == stored.internal_id for e in run.events):
                 continue  # a run's own triggering event never resumes it
             if pause.expression is not None and not pause.expression.matches(
-                {"event": run.events[0].expr_view(), "async": candidate}
+                {"event": run.events[0].expr_view(), "async": candidate, CLOCK_KEY: self.clock}
             ):
                 continue
             self._remove_pause(stored.name, pause)

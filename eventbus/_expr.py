@@ -23,6 +23,11 @@ the variables ``event``, ``async`` and ``vars``, ``.field`` and ``[index]`` acce
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime
+import email.utils
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
@@ -180,6 +185,8 @@ def _equal(left: Any, right: Any) -> bool:
         return len(left) == len(right) and all(map(_equal, left, right))
     if isinstance(left, dict) and isinstance(right, dict):
         return left.keys() == right.keys() and all(_equal(left[k], right[k]) for k in left)
+    if isinstance(left, datetime.datetime) and isinstance(right, datetime.datetime):
+        return left == right
     return False
 
 
@@ -207,6 +214,7 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         (_is_num(left) and _is_num(right))
         or (isinstance(left, str) and isinstance(right, str))
         or (isinstance(left, bool) and isinstance(right, bool))
+        or (isinstance(left, datetime.datetime) and isinstance(right, datetime.datetime))
     )
     if not comparable:
         raise _EvalError(f"cannot compare {left!r} {op} {right!r}")
@@ -351,6 +359,82 @@ def _convert(name: str, value: Any) -> Any:
 
 
 _CONVERSIONS = frozenset({"int", "uint", "double", "string", "bool", "lowercase", "uppercase"})
+
+# ------------------------------------------------------------- Inngest's extra functions
+
+#: The env key under which the engine passes its clock, for now() and friends.
+CLOCK_KEY = "\x00clock"
+_UTC = datetime.timezone.utc
+
+
+def _now(env: Env) -> datetime.datetime:
+    clock = env.get(CLOCK_KEY)
+    if clock is None:
+        raise _EvalError("now() needs the engine's clock")
+    return datetime.datetime.fromtimestamp(clock.now_ms() / 1000, _UTC)
+
+
+def _date(value: Any) -> datetime.datetime:
+    """date(x), as Inngest's: a date string in a common format, or an int of epoch
+    seconds, milliseconds or nanoseconds (told apart by size; nothing before 2000)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:  # RFC 3339, "2006-01-02T15:04:05" and "2006-01-02"
+            parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            try:
+                parsed = email.utils.parsedate_to_datetime(text)  # RFC 1123, 822, 850
+            except (TypeError, ValueError):
+                raise _EvalError(f"date({value!r}): not a date format Inngest reads") from None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_UTC)
+    if _is_num(value):
+        number = int(value)
+        if number < 946_684_800:
+            raise _EvalError(f"date({value!r}): before 2000, not read as a time")
+        if number < 9_999_999_999:
+            seconds: float = number
+        elif number < 9_999_999_999_999:
+            seconds = number / 1000
+        else:
+            seconds = number / 1_000_000_000
+        return datetime.datetime.fromtimestamp(seconds, _UTC)
+    raise _EvalError(f"date({value!r})")
+
+
+def _shifted(env: Env, text: Any, sign: int) -> datetime.datetime:
+    from ._duration import parse_duration_ms
+
+    if not isinstance(text, str):
+        raise _EvalError(f"a duration string like '1h' is needed, got {text!r}")
+    try:
+        ms = parse_duration_ms(text)
+    except ValueError as exc:
+        raise _EvalError(str(exc)) from None
+    return _now(env) + sign * datetime.timedelta(milliseconds=ms)
+
+
+def _b64decode(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def _json_parse(value: Any) -> Any:
+    if not isinstance(value, str):
+        return {}
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+#: The functions a cancel rule's ``if`` may not call (Inngest's restrictive policy
+#: allows only int(), uint() and double(), and no macros).
+POLICY_ALLOWED_FUNCTIONS = frozenset({"int", "uint", "double"})
 _METHODS = frozenset({"contains", "startsWith", "endsWith", "matches"})
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 
@@ -372,6 +456,7 @@ class _Parser:
         self.tokens = _tokenize(source)
         self.index = 0
         self.bound: list[str] = []  # variables bound by enclosing macros
+        self.called: set[str] = set()  # functions, methods and macros used (for policies)
 
     # -- token helpers
     def peek(self) -> tuple[str, Any, int]:
@@ -513,6 +598,7 @@ class _Parser:
             self.expect(",")
 
     def method_call(self, target: Node | _Const, name: str, pos: int) -> Node | _Const:
+        self.called.add(name)
         if name in _MACROS:
             return self.macro(target, name, pos)
         args = self.arguments()
@@ -619,6 +705,7 @@ class _Parser:
 
     def function_call(self, name: str, pos: int) -> Node | _Const:
         if name == "has":
+            self.called.add("has")
             arg_pos = self.peek()[2]
             arg = self.ternary()
             self.expect(")")
@@ -626,7 +713,19 @@ class _Parser:
                 self.fail("has() takes a field selection, like has(event.data.id)", arg_pos)
             a = _node(arg)
             return lambda env: a(env) is not UNKNOWN
+        self.called.add(name)
+        if name == "now":
+            self.expect(")")
+            return _now
         args = self.arguments()
+        if name in ("now_plus", "now_minus") and len(args) == 1:
+            a = _node(args[0])
+            sign = 1 if name == "now_plus" else -1
+            return lambda env: _shifted(env, a(env), sign)
+        if name in ("date", "b64decode", "json_parse") and len(args) == 1:
+            a = _node(args[0])
+            func = {"date": _date, "b64decode": _b64decode, "json_parse": _json_parse}[name]
+            return lambda env: func(a(env))
         if name == "size" and len(args) == 1:
             a = _node(args[0])
             return lambda env: _size(a(env))
@@ -747,11 +846,13 @@ def _binary(op: str, left: Node | _Const, right: Node | _Const) -> Node | _Const
 class CompiledExpression:
     """A compiled expression; ``matches(env)`` is true only for a boolean ``true`` result."""
 
-    __slots__ = ("_node", "source")
+    __slots__ = ("_node", "calls", "source")
 
-    def __init__(self, source: str, node: Node) -> None:
+    def __init__(self, source: str, node: Node, calls: frozenset[str] = frozenset()) -> None:
         self.source = source
         self._node = node
+        #: The functions, methods and macros it calls (``has``, ``size``, ``now``, ...).
+        self.calls = calls
 
     def evaluate(self, env: Env) -> Any:
         """The expression's value, or ``UNKNOWN`` if evaluation failed."""
@@ -778,5 +879,6 @@ def compile_expression(source: str) -> CompiledExpression:
             expression=str(source),
             position=0,
         )
-    parsed = _Parser(source).parse()
-    return CompiledExpression(source, _node(parsed))
+    parser = _Parser(source)
+    parsed = parser.parse()
+    return CompiledExpression(source, _node(parsed), frozenset(parser.called))

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._duration import parse_duration_ms
-from ._errors import ConfigWarning, FunctionConfigError
-from ._expr import CompiledExpression, compile_expression
+from ._errors import ConfigWarning, ExpressionError, FunctionConfigError
+from ._expr import POLICY_ALLOWED_FUNCTIONS, CompiledExpression, compile_expression
 
 if TYPE_CHECKING:
     from ._context import Context, ContextSync
@@ -56,6 +56,26 @@ def _compile(value: str | None) -> CompiledExpression | None:
     if value is None:
         return None
     return compile_expression(value)
+
+
+def _compile_cancel(value: str | None) -> CompiledExpression | None:
+    """A cancel rule's ``if``, under Inngest's restrictive policy: comparisons, ``&&``,
+    ``||``, ``!``, ``?:``, ``in``, field access and ``int()``/``uint()``/``double()``
+    only; macros (``has`` included) and other functions are rejected, as Inngest rejects
+    them when the function is registered."""
+    compiled = _compile(value)
+    if compiled is not None:
+        refused = sorted(compiled.calls - POLICY_ALLOWED_FUNCTIONS)
+        if refused:
+            raise ExpressionError(
+                f"Cancel if_exp {value!r} calls {', '.join(f'{n}()' for n in refused)}; "
+                "Inngest allows no macros or functions in a cancel expression besides "
+                "int(), uint() and double(): compare fields directly, such as "
+                "'async.data.id == event.data.id'",
+                expression=str(value),
+                position=0,
+            )
+    return compiled
 
 
 @attrs.frozen
@@ -112,7 +132,7 @@ class Cancel:
         init=False,
         eq=False,
         repr=False,
-        default=attrs.Factory(lambda self: _compile(self.if_exp), takes_self=True),
+        default=attrs.Factory(lambda self: _compile_cancel(self.if_exp), takes_self=True),
     )
     timeout_ms: int = attrs.field(
         init=False,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import eventbus
 from eventbus import ExpressionError, FunctionConfigError
 from eventbus._expr import UNKNOWN, compile_expression
 
@@ -288,3 +289,94 @@ def test_index_access_matches_dict_lookup(key: str, value: Any) -> None:
     assert ev(f"event.data['{escaped_key}'] == {literal}", env)
     assert not ev(f"event.data['{escaped_key}'] != {literal}", env)
     assert ev(f"event.data['{escaped_key}' + '\\x00'] == null", env)
+
+
+class _Clock:
+    """A stand-in clock at 2026-01-01T00:00:00Z."""
+
+    def now_ms(self) -> int:
+        return 1_767_225_600_000
+
+
+def _env(**event_data: Any) -> dict[str, Any]:
+    from eventbus._expr import CLOCK_KEY
+
+    return {"event": {"data": event_data}, CLOCK_KEY: _Clock()}
+
+
+@pytest.mark.parametrize(
+    ("source", "data", "expected"),
+    [
+        ("date(event.data.at) < now()", {"at": "2025-06-01T12:00:00Z"}, True),
+        ("date(event.data.at) > now()", {"at": "2026-06-01"}, True),
+        ("date(event.data.at) < now()", {"at": "Thu, 01 Jan 2025 10:00:00 GMT"}, True),
+        ("date(event.data.at) == date('2025-01-01T00:00:00Z')", {"at": 1_735_689_600}, True),
+        ("date(event.data.at) == date('2025-01-01T00:00:00Z')", {"at": 1_735_689_600_000}, True),
+        ("date(event.data.at) == date(1735689600000000000)", {"at": "2025-01-01"}, True),
+        ("date(event.data.at) < now()", {"at": 5}, False),  # before 2000: not a time
+        ("date(event.data.at) < now()", {"at": "next tuesday"}, False),
+        ("now_plus('1h') > now() && now_minus('1d') < now()", {}, True),
+        ("now_plus(event.data.d) > now()", {"d": "2h30m"}, True),
+        ("now_plus('soon') > now()", {}, False),
+        ("b64decode(event.data.b) == 'hello'", {"b": "aGVsbG8="}, True),
+        ("b64decode(event.data.b) == ''", {"b": "not base64!"}, True),
+        ("json_parse(event.data.j).n == 3", {"j": '{"n": 3}'}, True),
+        ("size(json_parse(event.data.j)) == 0", {"j": "[1, 2]"}, True),
+    ],
+)
+def test_inngests_extra_functions(source: str, data: dict[str, Any], expected: bool) -> None:
+    """date(), now(), now_plus(), now_minus(), b64decode() and json_parse() behave as
+    Inngest's, reading the engine's clock."""
+    assert compile_expression(source).matches(_env(**data)) is expected
+
+
+def test_now_without_a_clock_is_false() -> None:
+    """Without the engine's clock in the environment, now() cannot be evaluated."""
+    assert compile_expression("now() > date('2000-01-02')").matches({"event": {}}) is False
+
+
+@pytest.mark.parametrize(
+    ("if_exp", "refused"),
+    [
+        ("has(async.data.id)", "has()"),
+        ("async.data.items.exists(i, i > 1)", "exists()"),
+        ("size(async.data.items) > 0", "size()"),
+        ("async.data.email.startsWith('a')", "startsWith()"),
+        ("date(async.data.at) < now()", "date(), now()"),
+    ],
+)
+def test_cancel_expressions_follow_inngests_restrictive_policy(if_exp: str, refused: str) -> None:
+    """A cancel rule's if may compare fields and use int()/uint()/double() only; macros
+    and other functions are rejected with the reason, as Inngest rejects them."""
+    with pytest.raises(eventbus.ExpressionError, match=re.escape(f"calls {refused};")):
+        eventbus.Cancel(event="app/stop", if_exp=if_exp)
+    allowed = "int(async.data.n) == event.data.n && (async.data.k in ['a', 'b'] || !async.data.x)"
+    assert eventbus.Cancel(event="app/stop", if_exp=allowed).compiled is not None
+
+
+@pytest.mark.anyio
+async def test_trigger_expressions_read_the_clients_clock() -> None:
+    """now() in a trigger expression is the client's (virtual) clock."""
+    import datetime
+
+    clock = eventbus.VirtualClock(datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc))
+    client = eventbus.Inngest("app", clock=clock)
+
+    @client.create_function(
+        fn_id="fresh",
+        trigger=eventbus.TriggerEvent(
+            event="app/e", expression="date(event.data.at) > now_minus('1h')"
+        ),
+    )
+    async def fresh(ctx: eventbus.Context) -> None:
+        pass
+
+    async with client:
+        await client.send(
+            [
+                {"name": "app/e", "data": {"at": "2029-12-31T23:30:00Z"}},
+                {"name": "app/e", "data": {"at": "2029-12-31T20:00:00Z"}},
+            ]
+        )
+        await client.settle()
+        assert len(client.runs()) == 1
