@@ -21,13 +21,15 @@ timeouts and ``on_failure`` handler. Handlers run unchanged: they get a context 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .._duration import parse_duration_ms
-from .._errors import FunctionConfigError
+from .._errors import FunctionConfigError, NonRetriableError, RetryAfterError, StepError
 from .._event import Event
 from .._function import Function
 from .._step import ParallelMode
@@ -59,6 +61,64 @@ def _if_exp(if_exp: str | None, match: str | None) -> str | None:
     return f"event.{match} == async.{match}" if match is not None else if_exp
 
 
+def _sdk_twin(exc: NonRetriableError | RetryAfterError) -> BaseException:
+    """The SDK's class for an eventbus control error, which the SDK recognises by class."""
+    import inngest
+
+    if isinstance(exc, NonRetriableError):
+        return inngest.NonRetriableError(exc.message, exc.quiet)
+    return inngest.RetryAfterError(exc.message, exc.retry_after, exc.quiet)
+
+
+def _for_sdk(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (eventbus code run by the SDK) raising the SDK's NonRetriableError and
+    RetryAfterError for eventbus's, and the SDK's StepError for an uncaught eventbus one,
+    so Inngest does not retry what eventbus would not."""
+    import inngest
+
+    def translated(exc: Exception) -> BaseException | None:
+        if isinstance(exc, (NonRetriableError, RetryAfterError)):
+            return _sdk_twin(exc)
+        if isinstance(exc, StepError):
+            return inngest.StepError(exc.message, exc.name, exc.stack)
+        return None
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            value = fn(*args, **kwargs)
+        except Exception as exc:
+            twin = translated(exc)
+            if twin is None:
+                raise
+            raise twin from exc
+        if not inspect.isawaitable(value):
+            return value
+
+        async def awaited() -> Any:
+            try:
+                return await value
+            except Exception as exc:
+                twin = translated(exc)
+                if twin is None:
+                    raise
+                raise twin from exc
+
+        return awaited()
+
+    return call
+
+
+@contextlib.contextmanager
+def _from_sdk() -> Iterator[None]:
+    """Around an SDK step call from eventbus code: the SDK's StepError as eventbus's."""
+    import inngest
+
+    try:
+        yield
+    except inngest.StepError as exc:
+        raise StepError(exc.message, exc.name, exc.stack) from None
+
+
 class _Bridge:
     """What the adapters share: the converted functions, by eventbus id."""
 
@@ -83,7 +143,8 @@ class _Step:
         self._bridge = bridge
 
     async def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await self._step.run(step_id, functools.partial(fn, *args, **kwargs))
+        with _from_sdk():
+            return await self._step.run(step_id, _for_sdk(functools.partial(fn, *args, **kwargs)))
 
     async def sleep(self, step_id: str, duration: datetime.timedelta | int | str) -> None:
         await self._step.sleep(step_id, _ms(duration))
@@ -111,9 +172,10 @@ class _Step:
     async def invoke(
         self, step_id: str, *, function: Function, data: Any = None, timeout: Any = None
     ) -> Any:
-        return await self._step.invoke(
-            step_id, function=self._bridge.target(function), data=data, timeout=_ms(timeout)
-        )
+        with _from_sdk():
+            return await self._step.invoke(
+                step_id, function=self._bridge.target(function), data=data, timeout=_ms(timeout)
+            )
 
     async def invoke_by_id(
         self,
@@ -124,9 +186,10 @@ class _Step:
         data: Any = None,
         timeout: Any = None,
     ) -> Any:
-        return await self._step.invoke_by_id(
-            step_id, app_id=app_id, function_id=function_id, data=data, timeout=_ms(timeout)
-        )
+        with _from_sdk():
+            return await self._step.invoke_by_id(
+                step_id, app_id=app_id, function_id=function_id, data=data, timeout=_ms(timeout)
+            )
 
 
 class _StepSync:
@@ -137,7 +200,8 @@ class _StepSync:
         self._bridge = bridge
 
     def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self._step.run(step_id, functools.partial(fn, *args, **kwargs))
+        with _from_sdk():
+            return self._step.run(step_id, _for_sdk(functools.partial(fn, *args, **kwargs)))
 
     def sleep(self, step_id: str, duration: datetime.timedelta | int | str) -> None:
         self._step.sleep(step_id, _ms(duration))
@@ -165,9 +229,10 @@ class _StepSync:
     def invoke(
         self, step_id: str, *, function: Function, data: Any = None, timeout: Any = None
     ) -> Any:
-        return self._step.invoke(
-            step_id, function=self._bridge.target(function), data=data, timeout=_ms(timeout)
-        )
+        with _from_sdk():
+            return self._step.invoke(
+                step_id, function=self._bridge.target(function), data=data, timeout=_ms(timeout)
+            )
 
     def invoke_by_id(
         self,
@@ -178,9 +243,10 @@ class _StepSync:
         data: Any = None,
         timeout: Any = None,
     ) -> Any:
-        return self._step.invoke_by_id(
-            step_id, app_id=app_id, function_id=function_id, data=data, timeout=_ms(timeout)
-        )
+        with _from_sdk():
+            return self._step.invoke_by_id(
+                step_id, app_id=app_id, function_id=function_id, data=data, timeout=_ms(timeout)
+            )
 
 
 class _Group:
@@ -209,7 +275,7 @@ class _Context:
 
 
 def _wrap(function: Function, bridge: _Bridge) -> Callable[..., Any]:
-    handler: Any = function.handler
+    handler: Any = _for_sdk(function.handler)
     if function.is_async:
 
         async def run_async(ctx: Any) -> Any:
