@@ -68,10 +68,62 @@ class FailRun(BaseException):
 _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "eventbus_current_step", default=None
 )
-#: The parallel branch this task runs, as ``(branch list, index)``.
-_current_branch: contextvars.ContextVar[tuple[list[StepRecord | None], int] | None] = (
-    contextvars.ContextVar("eventbus_current_branch", default=None)
-)
+#: The parallel branch this task runs, as ``(branch list, index, waves)``.
+_current_branch: contextvars.ContextVar[
+    tuple[list[StepRecord | None], int, _Waves] | None
+] = contextvars.ContextVar("eventbus_current_branch", default=None)
+
+
+class _Wave:
+    __slots__ = ("kinds", "pauses_go", "pauses_left", "runs_go")
+
+    def __init__(self) -> None:
+        import anyio
+
+        self.kinds: list[str] = []
+        self.pauses_go = anyio.Event()
+        self.runs_go = anyio.Event()
+        self.pauses_left = 0
+
+
+class _Waves:
+    """Inngest's scheduling of a parallel group: the k-th new step of every branch runs
+    in wave k (``a.1, b.1`` then ``a.2, b.2``), and in each wave the pauses (waits,
+    sleeps, invokes) are registered before any step executes, so a branch's
+    ``wait_for_event`` catches what a sibling sends in the same wave."""
+
+    __slots__ = ("current", "live")
+
+    def __init__(self, branches: int) -> None:
+        self.live = branches
+        self.current = _Wave()
+
+    async def arrive(self, kind: str) -> None:
+        """Wait for this branch's turn to start a new step of ``kind`` ("pause"/"run")."""
+        wave = self.current
+        wave.kinds.append(kind)
+        self._release_if_complete()
+        if kind == "pause":
+            await wave.pauses_go.wait()
+            wave.pauses_left -= 1
+            if wave.pauses_left == 0:
+                wave.runs_go.set()  # (this branch registers before the runs get to run)
+        else:
+            await wave.runs_go.wait()
+
+    def leave(self) -> None:
+        """A branch finished, suspended or failed: the others no longer wait for it."""
+        self.live -= 1
+        self._release_if_complete()
+
+    def _release_if_complete(self) -> None:
+        wave = self.current
+        if wave.kinds and len(wave.kinds) >= self.live:
+            self.current = _Wave()  # later arrivals belong to the next wave
+            wave.pauses_left = wave.kinds.count("pause")
+            wave.pauses_go.set()
+            if not wave.pauses_left:
+                wave.runs_go.set()
 
 
 def clear_step_context() -> None:
@@ -120,8 +172,15 @@ def _note_branch(record: StepRecord) -> None:
     """Remember the last step a parallel branch resolved (RACE picks by the journal)."""
     branch = _current_branch.get()
     if branch is not None:
-        records, index = branch
+        records, index, _ = branch
         records[index] = record
+
+
+async def _wave(kind: str) -> None:
+    """Inside a parallel branch, wait for this new step's wave (see _Waves)."""
+    branch = _current_branch.get()
+    if branch is not None:
+        await branch[2].arrive(kind)
 
 
 def _dumped(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -253,7 +312,8 @@ class Step:
             if record.status is StepStatus.FAILED:
                 self._replayed(record)
                 raise _replayed_error(record)
-        else:
+        await _wave("run")
+        if record is None:
             record = self._new_record(key, kind)
         engine = self._engine
         retries = self._run.function.retries
@@ -450,6 +510,7 @@ class Step:
             raise NonRetriableError(
                 f"sleep {key!r} of {asked!r} is longer than 366 days, the most Inngest allows"
             )
+        await _wave("pause")
         record = self._new_record(key, "sleep")
         record.attempts = 1
         if wake_ms <= now:
@@ -513,6 +574,7 @@ class Step:
                 raise NonRetriableError(
                     f"wait_for_event {key!r} has an invalid expression: {exc}"
                 ) from None
+        await _wave("pause")
         record = self._new_record(key, "wait_for_event")
         record.attempts = 1
         harness = self._engine.harness
@@ -603,6 +665,7 @@ class Step:
             )
         except ValueError as exc:
             raise NonRetriableError(str(exc)) from None
+        await _wave("pause")
         record = self._new_record(key, "invoke")
         record.attempts = 1
         engine = self._engine
@@ -699,9 +762,10 @@ class Group:
         errors: list[BaseException | None] = [None] * count
         aborts: list[BaseException] = []
         last: list[StepRecord | None] = [None] * count
+        waves = _Waves(count)
 
         async def branch(index: int) -> None:
-            token = _current_branch.set((last, index))
+            token = _current_branch.set((last, index, waves))
             try:
                 results[index] = await branches[index]()
                 outcomes[index] = "done"
@@ -717,6 +781,7 @@ class Group:
                 errors[index] = exc
             finally:
                 _current_branch.reset(token)
+                waves.leave()
 
         order = list(range(count))
         shuffler = self._engine.shuffler

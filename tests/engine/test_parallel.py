@@ -234,3 +234,102 @@ async def test_step_limit_inside_parallel_fails_the_run() -> None:
     assert run.status is eventbus.RunStatus.FAILED
     assert run.error is not None
     assert "limit of 1000 steps" in run.error["message"]
+
+
+async def test_parallel_branches_run_in_inngests_waves() -> None:
+    """The k-th new step of every branch runs in wave k, as on Inngest: a.1 and b.1, then
+    a.2 and b.2, whatever each branch does between its steps."""
+    client = make_client()
+    order: list[str] = []
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> Any:
+        async def branch(name: str) -> list[str]:
+            first = await ctx.step.run(f"{name}.1", lambda: order.append(f"{name}.1") or "1")
+            second = await ctx.step.run(f"{name}.2", lambda: order.append(f"{name}.2") or "2")
+            return [first, second]
+
+        return await ctx.group.parallel((lambda: branch("a"), lambda: branch("b")))
+
+    async with client:
+        await client.send({"name": "app/e"})
+        await client.settle()
+        (run,) = client.runs()
+    # Within a wave the steps run concurrently (in trio's scheduling order there).
+    assert sorted(order[:2]) == ["a.1", "b.1"]
+    assert sorted(order[2:]) == ["a.2", "b.2"]
+    assert run.output == [["1", "2"], ["1", "2"]]
+
+
+@pytest.mark.parametrize("waiter_first", [True, False])
+async def test_a_wait_in_a_parallel_group_catches_what_a_sibling_sends(
+    waiter_first: bool,
+) -> None:
+    """A wait_for_event in a branch is registered before its siblings' steps of the same
+    wave run, so it catches the event a sibling sends, whichever branch comes first."""
+    client = make_client()
+
+    @client.create_function(fn_id="f", trigger=on("app/start"))
+    async def f(ctx: eventbus.Context) -> Any:
+        def waiter() -> Any:
+            return ctx.step.wait_for_event("wait", event="app/ping", timeout="1h")
+
+        def sender() -> Any:
+            return ctx.step.send_event("send", {"name": "app/ping", "data": {"n": 1}})
+
+        branches = (waiter, sender) if waiter_first else (sender, waiter)
+        results = await ctx.group.parallel(branches)
+        caught = results[0 if waiter_first else 1]
+        return None if caught is None else caught.data
+
+    async with client:
+        await client.send({"name": "app/start"})
+        await client.settle(advance_time=True)
+        (run,) = client.runs(function_id="test-app-f")
+    assert run.output == {"n": 1}
+
+
+async def test_sdk_parallel_group_of_sequential_steps() -> None:
+    """From the SDK's parallel_group_of_sequential_steps.py (inngest/inngest-py, Apache
+    2.0): groups of sequential steps in parallel return their outputs in order and run
+    each step once."""
+    import inngest
+
+    import eventbus.testing
+
+    sdk = inngest.Inngest(app_id="cases", is_production=False)
+    counters: dict[str, int] = {}
+
+    def counted(name: str) -> Any:
+        def step() -> str:
+            counters[name] = counters.get(name, 0) + 1
+            return name
+
+        return step
+
+    @sdk.create_function(fn_id="pgss", retries=0, trigger=inngest.TriggerEvent(event="c/p"))
+    async def fn(ctx: inngest.Context) -> Any:
+        async def group_1() -> list[str]:
+            return [
+                await ctx.step.run("1a", counted("1a")),
+                await ctx.step.run("1b", counted("1b")),
+            ]
+
+        async def group_2() -> list[str]:
+            out = [await ctx.step.run("2a", counted("2a"))]
+            out.append(await ctx.step.run("2b", counted("2b")))
+            out.append(await ctx.step.run("2c", counted("2c")))
+            return out
+
+        output = await ctx.group.parallel(
+            (group_1, group_2, lambda: ctx.step.run("3", counted("3")))
+        )
+        await ctx.step.run("after", counted("after"))
+        return output
+
+    async with eventbus.testing.running(sdk, functions=[fn]) as bus:
+        await bus.send({"name": "c/p"})
+        await bus.settle()
+        # As upstream, but the tuple comes back as a list (outputs are JSON).
+        assert bus.outputs("pgss") == [[["1a", "1b"], ["2a", "2b", "2c"], "3"]]
+    assert counters == {"1a": 1, "1b": 1, "2a": 1, "2b": 1, "2c": 1, "3": 1, "after": 1}
