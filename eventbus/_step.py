@@ -69,9 +69,9 @@ _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "eventbus_current_step", default=None
 )
 #: The parallel branch this task runs, as ``(branch list, index, waves)``.
-_current_branch: contextvars.ContextVar[
-    tuple[list[StepRecord | None], int, _Waves] | None
-] = contextvars.ContextVar("eventbus_current_branch", default=None)
+_current_branch: contextvars.ContextVar[tuple[list[StepRecord | None], int, _Waves] | None] = (
+    contextvars.ContextVar("eventbus_current_branch", default=None)
+)
 
 
 class _Wave:
