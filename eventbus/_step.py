@@ -68,9 +68,9 @@ class FailRun(BaseException):
 _current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "eventbus_current_step", default=None
 )
-#: The parallel branch this task runs, as ``(branch list, index, waves)``.
-_current_branch: contextvars.ContextVar[tuple[list[StepRecord | None], int, _Waves] | None] = (
-    contextvars.ContextVar("eventbus_current_branch", default=None)
+#: The scheduling of the parallel group this task runs a branch of, if any.
+_current_branch: contextvars.ContextVar[_Waves | None] = contextvars.ContextVar(
+    "eventbus_current_branch", default=None
 )
 
 
@@ -92,14 +92,18 @@ class _Waves:
     sleeps, invokes) are registered before any step executes, so a branch's
     ``wait_for_event`` catches what a sibling sends in the same wave."""
 
-    __slots__ = ("current", "live")
+    __slots__ = ("barrier", "current", "live")
 
-    def __init__(self, branches: int) -> None:
+    def __init__(self, branches: int, *, barrier: bool = True) -> None:
         self.live = branches
         self.current = _Wave()
+        #: False for RACE: every branch runs ahead without waiting for its siblings.
+        self.barrier = barrier
 
     async def arrive(self, kind: str) -> None:
         """Wait for this branch's turn to start a new step of ``kind`` ("pause"/"run")."""
+        if not self.barrier:
+            return
         wave = self.current
         wave.kinds.append(kind)
         self._release_if_complete()
@@ -168,19 +172,11 @@ class Execution:
         return self.consumed < self.memos
 
 
-def _note_branch(record: StepRecord) -> None:
-    """Remember the last step a parallel branch resolved (RACE picks by the journal)."""
-    branch = _current_branch.get()
-    if branch is not None:
-        records, index, _ = branch
-        records[index] = record
-
-
 async def _wave(kind: str) -> None:
     """Inside a parallel branch, wait for this new step's wave (see _Waves)."""
-    branch = _current_branch.get()
-    if branch is not None:
-        await branch[2].arrive(kind)
+    waves = _current_branch.get()
+    if waves is not None:
+        await waves.arrive(kind)
 
 
 def _dumped(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -300,7 +296,6 @@ class Step:
 
     def _replayed(self, record: StepRecord) -> None:
         """A finished step was met again: one memo fewer before new code runs."""
-        _note_branch(record)
         self._execution.consumed += 1
 
     async def _execute(self, key: str, kind: str, thunk: Callable[[], Any]) -> Any:
@@ -378,7 +373,6 @@ class Step:
                 record, NonRetriableError(f"step {key!r} returned a value that {exc}")
             ) from None
         self._complete(record, output)
-        _note_branch(record)
         return output
 
     def _complete(self, record: StepRecord, output: Any) -> None:
@@ -717,9 +711,9 @@ class Step:
 class ParallelMode(enum.Enum):
     """How ``ctx.group.parallel`` combines its branches."""
 
-    #: Wait for every branch; return all results in order.
+    #: Branches advance together in waves, as Inngest schedules parallel steps.
     WAIT = "wait"
-    #: Return the result of the branch that finished first.
+    #: Each branch runs ahead on its own; the results are still all of them, in order.
     RACE = "race"
 
 
@@ -740,9 +734,11 @@ class Group:
     ) -> Any:
         """Run each thunk (a callable returning a step call) concurrently.
 
-        Each branch's steps are retried independently. ``WAIT`` returns a tuple of every
-        result, in order; ``RACE`` returns the result of the branch whose step finished
-        first (decided by the journal, so replays agree).
+        Each branch's steps are retried independently, and the call returns a tuple of
+        every branch's result, in order, once all have finished (as the SDK's does). With
+        ``WAIT`` the branches advance in Inngest's waves: the k-th new step of each runs
+        together, a wave's waits and sleeps registered before its steps execute. With
+        ``RACE`` each branch runs ahead on its own, without waiting for its siblings.
         """
         import anyio
 
@@ -761,11 +757,10 @@ class Group:
         outcomes: list[str] = ["pending"] * count
         errors: list[BaseException | None] = [None] * count
         aborts: list[BaseException] = []
-        last: list[StepRecord | None] = [None] * count
-        waves = _Waves(count)
+        waves = _Waves(count, barrier=parallel_mode is ParallelMode.WAIT)
 
         async def branch(index: int) -> None:
-            token = _current_branch.set((last, index, waves))
+            token = _current_branch.set(waves)
             try:
                 results[index] = await branches[index]()
                 outcomes[index] = "done"
@@ -793,18 +788,6 @@ class Group:
         if aborts:
             raise aborts[0]
 
-        if parallel_mode is ParallelMode.RACE:
-            journal_order = {key: n for n, key in enumerate(self._run.journal)}
-            finished = [
-                (record._ended_ms or 0, journal_order.get(record.id, 0), index)
-                for index, record in enumerate(last)
-                if outcomes[index] == "done" and record is not None
-            ]
-            if finished:
-                return results[min(finished)[2]]
-            finished_plain = [index for index in range(count) if outcomes[index] == "done"]
-            if finished_plain:
-                return results[finished_plain[0]]
         for index in range(count):
             error = errors[index]
             if error is not None:

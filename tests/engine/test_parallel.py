@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 
 import eventbus
@@ -73,8 +74,9 @@ async def test_branches_run_concurrently() -> None:
     assert run.output == ["x", "y"]
 
 
-async def test_race_returns_the_first_to_finish_and_replays_agree() -> None:
-    """RACE returns the branch that finished first; a later replay picks the same one."""
+async def test_race_lets_branches_run_ahead_and_returns_every_result() -> None:
+    """RACE, as in the SDK: the fast branch does not wait for the slow one's wave, and the
+    result is every branch's, in order; a later replay returns the same."""
     client = make_client()
     seen: list[Any] = []
 
@@ -92,12 +94,12 @@ async def test_race_returns_the_first_to_finish_and_replays_agree() -> None:
         return winner
 
     run = await run_one(client)
-    assert run.output == "fast"
-    assert seen == ["fast", "fast"]
+    assert run.output == [None, "fast"]
+    assert seen == [(None, "fast"), (None, "fast")]  # after the race, and on the replay
 
 
-async def test_race_waits_when_nothing_finished_yet() -> None:
-    """If every branch suspends, RACE suspends too and returns the first finisher later."""
+async def test_race_waits_for_every_branch() -> None:
+    """If every branch suspends, RACE suspends too and returns all results later."""
     client = make_client()
 
     @client.create_function(fn_id="f", trigger=on("app/e"))
@@ -112,7 +114,7 @@ async def test_race_waits_when_nothing_finished_yet() -> None:
         )
 
     run = await run_one(client)
-    assert run.output == "short"
+    assert run.output == ["long", "short"]
     assert run.status is eventbus.RunStatus.COMPLETED
 
 
@@ -333,3 +335,33 @@ async def test_sdk_parallel_group_of_sequential_steps() -> None:
         # As upstream, but the tuple comes back as a list (outputs are JSON).
         assert bus.outputs("pgss") == [[["1a", "1b"], ["2a", "2b", "2c"], "3"]]
     assert counters == {"1a": 1, "1b": 1, "2a": 1, "2b": 1, "2c": 1, "3": 1, "after": 1}
+
+
+async def test_race_runs_a_branch_ahead_of_its_siblings_wave() -> None:
+    """RACE (the SDK's parallel_mode_race case): a fast branch's second step runs before
+    a slow sibling's first step finishes; WAIT would hold it for the wave."""
+    client = make_client()
+    order: list[str] = []
+    gate = anyio.Event()
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> Any:
+        async def slow_step(name: str) -> None:
+            await gate.wait()
+            order.append(name)
+
+        async def fast() -> None:
+            await ctx.step.run("a.1", lambda: order.append("a.1"))
+            await ctx.step.run("a.2", lambda: order.append("a.2"))
+            gate.set()  # only now may the slow branch's steps finish
+
+        async def slow() -> None:
+            await ctx.step.run("b.1", slow_step, "b.1")
+            await ctx.step.run("b.2", slow_step, "b.2")
+
+        return await ctx.group.parallel((fast, slow), parallel_mode=eventbus.ParallelMode.RACE)
+
+    async with client:
+        await client.send({"name": "app/e"})
+        await client.settle()
+    assert order == ["a.1", "a.2", "b.1", "b.2"]
