@@ -929,6 +929,8 @@ class Engine:
             run._body_retry = False
         run.status = RunStatus.RUNNING
         execution = Execution(run._done_steps)
+        if run._retrying:
+            execution.targets = set(run._retrying)
         events = run.events
         common = (events[0], list(events), run.run_id, run.next_attempt, function.id)
         # Cancelling the run (client.cancel, the finish timeout) cancels the worker's
@@ -1013,6 +1015,7 @@ class Engine:
         """Schedule the next attempt of a failed step (the run re-executes then)."""
         if delay is None:
             delay = backoff_ms(record.attempts - 1, self.random)
+        run._retrying.add(record.id)  # the step the next execution targets
         run.next_attempt = record.attempts
         assert record.error is not None
         self.log.info(

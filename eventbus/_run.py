@@ -132,6 +132,7 @@ class Run:
         "_ended_ms",
         "_executing",
         "_rerun",
+        "_retrying",
         "_scheduled",
         "_scope",
         "_started_ms",
@@ -172,6 +173,7 @@ class Run:
         self._executing = False
         self._scope: Any = None  # the cancel scope of the execution under way
         self._rerun = False
+        self._retrying: set[str] = set()  # steps awaiting a retry (the next one targets them)
 
     @property
     def steps(self) -> list[StepRecord]:

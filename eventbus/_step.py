@@ -136,6 +136,12 @@ def clear_step_context() -> None:
     _current_branch.set(None)
 
 
+class StepUnexpectedError(NonRetriableError):
+    """On a re-execution the handler reached a new step before the step being retried,
+    as Inngest reports it when a step disappears: the handler's steps must not depend on
+    anything that changes between executions."""
+
+
 class UnstubbedStepError(UsageError):
     """The mocked runner met a ``wait_for_event`` or ``invoke`` with no stub."""
 
@@ -159,13 +165,16 @@ class Execution:
     that already ran, and ``ctx.logger`` stays quiet, as the SDK's logger does.
     """
 
-    __slots__ = ("consumed", "counts", "interrupted", "memos")
+    __slots__ = ("consumed", "counts", "interrupted", "memos", "targets")
 
     def __init__(self, memos: int = 0) -> None:
         self.counts: dict[str, int] = {}
         self.interrupted = False
         self.memos = memos
         self.consumed = 0
+        #: Steps awaiting a retry that this execution has not reached yet: meeting a new
+        #: step first means the handler changed its path (StepUnexpectedError).
+        self.targets: set[str] = set()
 
     @property
     def replaying(self) -> bool:
@@ -276,6 +285,12 @@ class Step:
         return step_id if seen == 0 else f"{step_id}:{seen}"
 
     def _new_record(self, key: str, kind: str) -> StepRecord:
+        if self._execution.targets:
+            waves = _current_branch.get()
+            if waves is None or waves.barrier:  # a RACE branch may run ahead on its own
+                raise FailRun(
+                    StepUnexpectedError(f'found step "{key}" when targeting a different step')
+                )
         journal = self._run.journal
         if len(journal) >= MAX_STEPS:
             raise FailRun(
@@ -307,6 +322,8 @@ class Step:
             if record.status is StepStatus.FAILED:
                 self._replayed(record)
                 raise _replayed_error(record)
+            self._execution.targets.discard(key)  # the retried step was reached
+            self._run._retrying.discard(key)
         await _wave("run")
         if record is None:
             record = self._new_record(key, kind)

@@ -511,3 +511,29 @@ async def test_step_records_and_reprs() -> None:
         "<Step 'bad' kind=run status=FAILED attempts=1 error=ZeroDivisionError: 'division by zero'>"
     )
     assert repr(eventbus.StepStatus.FAILED) == "StepStatus.FAILED"
+
+
+async def test_a_step_that_disappears_on_replay_is_reported() -> None:
+    """If the handler, re-executed to retry a step, reaches a new step instead of that
+    one, the run fails with StepUnexpectedError, as Inngest reports a step that
+    disappears (a handler's steps must not depend on what changes between executions)."""
+    client = make_client()
+    executions: list[int] = []
+
+    @client.create_function(fn_id="f", trigger=on("app/e"), retries=2)
+    async def f(ctx: eventbus.Context) -> None:
+        executions.append(1)
+        if len(executions) == 1:
+
+            def flaky() -> None:
+                raise ConnectionError("down")
+
+            await ctx.step.run("flaky", flaky)  # fails: a retry of "flaky" is scheduled
+        await ctx.step.run("other", lambda: None)  # the retry finds this step instead
+
+    run = await run_one(client)
+    assert run.status is eventbus.RunStatus.FAILED
+    assert run.error is not None
+    assert run.error["name"] == "StepUnexpectedError"
+    assert run.error["message"] == 'found step "other" when targeting a different step'
+    assert [s.id for s in run.steps] == ["flaky"]
