@@ -374,9 +374,11 @@ def _now(env: Env) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(clock.now_ms() / 1000, _UTC)
 
 
-def _date(value: Any) -> datetime.datetime:
-    """date(x), as Inngest's: a date string in a common format, or an int of epoch
-    seconds, milliseconds or nanoseconds (told apart by size; nothing before 2000)."""
+def _date(value: Any, numbers: bool = False) -> datetime.datetime:
+    """date(x), as Inngest's: a date string in a common format, or (``numbers``: an int
+    literal in the expression) epoch seconds, milliseconds or nanoseconds told apart by
+    size, nothing before 2000. A number from event data is not read: Inngest's JSON
+    numbers are doubles, which its date() does not take."""
     if isinstance(value, str):
         text = value.strip()
         try:  # RFC 3339, "2006-01-02T15:04:05" and "2006-01-02"
@@ -387,7 +389,7 @@ def _date(value: Any) -> datetime.datetime:
             except (TypeError, ValueError):
                 raise _EvalError(f"date({value!r}): not a date format Inngest reads") from None
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_UTC)
-    if _is_num(value):
+    if numbers and _is_num(value):
         number = int(value)
         if number < 946_684_800:
             raise _EvalError(f"date({value!r}): before 2000, not read as a time")
@@ -722,9 +724,13 @@ class _Parser:
             a = _node(args[0])
             sign = 1 if name == "now_plus" else -1
             return lambda env: _shifted(env, a(env), sign)
-        if name in ("date", "b64decode", "json_parse") and len(args) == 1:
+        if name == "date" and len(args) == 1:
+            literal = isinstance(args[0], _Const) and type(args[0].value) is int
             a = _node(args[0])
-            func = {"date": _date, "b64decode": _b64decode, "json_parse": _json_parse}[name]
+            return lambda env: _date(a(env), literal)
+        if name in ("b64decode", "json_parse") and len(args) == 1:
+            a = _node(args[0])
+            func = _b64decode if name == "b64decode" else _json_parse
             return lambda env: func(a(env))
         if name == "size" and len(args) == 1:
             a = _node(args[0])

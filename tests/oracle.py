@@ -144,10 +144,7 @@ class RealInngest:
         def ended() -> list[dict[str, Any]] | None:
             polls[0] += 1
             try:
-                listed = httpx.get(
-                    f"{self.base}/v1/events/{event_id}/runs?poll={polls[0]}", timeout=5
-                ).json()
-                runs = [self._run(r["run_id"]) for r in listed.get("data") or []]
+                runs = [self._run(r["run_id"]) for r in self.listed_runs(event_id)]
             except (httpx.TransportError, json.JSONDecodeError, KeyError):
                 return None
             last[0] = runs
@@ -158,6 +155,31 @@ class RealInngest:
             return wait_until(ended, f"{count} run(s) of event {event_id} to end", seconds)  # type: ignore[no-any-return]
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the server last answered {last[0]!r}"[:2000]) from None
+
+    def listed_runs(self, event_id: str) -> list[dict[str, Any]]:
+        """The event's runs as listed now (possibly none; the dev server may list a run
+        twice, so by run id)."""
+        answer = httpx.get(
+            f"{self.base}/v1/events/{event_id}/runs?at={time.monotonic()}", timeout=5
+        ).json()
+        return list({r["run_id"]: r for r in answer.get("data") or []}.values())
+
+    def runs_any(self, event_id: str, seconds: float = 60) -> list[dict[str, Any]]:
+        """Like :meth:`runs`, also for runs that end without an output (cancelled ones)."""
+
+        def ended() -> list[dict[str, Any]] | None:
+            found = [self._status(r["run_id"]) for r in self.listed_runs(event_id)]
+            done = [r for r in found if r["status"] in FINAL]
+            return done or None
+
+        return wait_until(ended, f"a run of event {event_id} to end", seconds)  # type: ignore[no-any-return]
+
+    def _status(self, run_id: str) -> dict[str, Any]:
+        query = {"query": f'{{ run(runID: "{run_id}") {{ status }} }}'}
+        answer = httpx.post(f"{self.base}/v0/gql", json=query, timeout=5).json()
+        found = (answer.get("data") or {}).get("run")
+        status = "Pending" if not found else str(found["status"]).capitalize()
+        return {"run_id": run_id, "status": status}
 
     def _run(self, run_id: str) -> dict[str, Any]:
         query = {"query": f'{{ run(runID: "{run_id}") {{ status }} }}'}

@@ -310,8 +310,11 @@ def _env(**event_data: Any) -> dict[str, Any]:
         ("date(event.data.at) < now()", {"at": "2025-06-01T12:00:00Z"}, True),
         ("date(event.data.at) > now()", {"at": "2026-06-01"}, True),
         ("date(event.data.at) < now()", {"at": "Thu, 01 Jan 2025 10:00:00 GMT"}, True),
-        ("date(event.data.at) == date('2025-01-01T00:00:00Z')", {"at": 1_735_689_600}, True),
-        ("date(event.data.at) == date('2025-01-01T00:00:00Z')", {"at": 1_735_689_600_000}, True),
+        # Inngest reads JSON numbers as doubles, which date() does not take (checked
+        # against the real server); int literals in the expression it reads by size.
+        ("date(event.data.at) < now()", {"at": 1_735_689_600}, False),
+        ("date(1735689600) == date('2025-01-01T00:00:00Z')", {}, True),
+        ("date(1735689600000) == date('2025-01-01T00:00:00Z')", {}, True),
         ("date(event.data.at) == date(1735689600000000000)", {"at": "2025-01-01"}, True),
         ("date(event.data.at) < now()", {"at": 5}, False),  # before 2000: not a time
         ("date(event.data.at) < now()", {"at": "next tuesday"}, False),

@@ -7,6 +7,9 @@ the server, so every function here has retries=0 and no sleeps.
 
 from __future__ import annotations
 
+import datetime
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,3 +124,130 @@ def test_step_error_semantics_match_the_real_server(inngest_server: RealInngest)
 def test_the_harness_is_collected(tmp_path: Path) -> None:
     """(A guard: the scenarios above exist and have distinct event names.)"""
     assert len({name for name, _ in SCENARIOS}) == len(SCENARIOS)
+
+
+flow = eventbus.Inngest("oracle-flow")
+order: list[str] = []
+release = threading.Event()
+started = threading.Event()
+
+
+@flow.create_function(fn_id="waves", retries=0, trigger=eventbus.TriggerEvent(event="o/waves"))
+def waves(ctx: eventbus.ContextSync) -> str:
+    def branch(name: str) -> Any:
+        ctx.step.run(f"{name}.1", lambda: order.append(f"{name}.1"))
+        ctx.step.run(f"{name}.2", lambda: order.append(f"{name}.2"))
+
+    ctx.group.parallel((lambda: branch("a"), lambda: branch("b")))
+    return "waves done"
+
+
+@flow.create_function(
+    fn_id="cancellable",
+    retries=0,
+    trigger=eventbus.TriggerEvent(event="o/long"),
+    cancel=[eventbus.Cancel(event="o/long.cancel", if_exp="async.data.id == event.data.id")],
+)
+def cancellable(ctx: eventbus.ContextSync) -> str:
+    started.set()
+    release.wait(timeout=30)  # the cancel event arrives while the handler runs
+    return "finished"
+
+
+@flow.create_function(
+    fn_id="recent",
+    retries=0,
+    trigger=eventbus.TriggerEvent(
+        event="o/at",
+        expression="date(event.data.at) > now_minus('1h') && b64decode(event.data.b) == 'ok'",
+    ),
+)
+def recent(ctx: eventbus.ContextSync) -> str:
+    return str(ctx.event.data["tag"])
+
+
+@pytest.fixture(scope="module")
+def flow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealInngest]:
+    yield from real_inngest(flow, tmp_path_factory.mktemp("inngest-flow"))
+
+
+def in_waves(seen: list[str]) -> bool:
+    return sorted(seen[:2]) == ["a.1", "b.1"] and sorted(seen[2:]) == ["a.2", "b.2"]
+
+
+def test_parallel_waves_match_the_real_server(flow_server: RealInngest) -> None:
+    """Both run the second steps of parallel branches only after every first step."""
+    order.clear()
+    (run,) = flow_server.runs(flow_server.send({"name": "o/waves"}))
+    theirs = list(order)
+    assert run["status"] == "Completed"
+    order.clear()
+
+    async def main() -> None:
+        async with eventbus.testing.running(flow) as bus:
+            await bus.send({"name": "o/waves"})
+            await bus.settle()
+            assert bus.outputs("waves") == ["waves done"]
+
+    anyio.run(main)
+    assert in_waves(theirs), theirs
+    assert in_waves(order), order
+
+
+def test_a_cancel_event_during_execution_matches_the_real_server(flow_server: RealInngest) -> None:
+    """A cancel event arriving while the handler runs, with no step after it, ends the run
+    Cancelled on both."""
+    started.clear()
+    release.clear()
+    event_id = flow_server.send({"name": "o/long", "data": {"id": 1}})
+    assert started.wait(timeout=30)
+    flow_server.send({"name": "o/long.cancel", "data": {"id": 1}})
+    time.sleep(1)  # the real server takes the cancel in real time
+    release.set()
+    (theirs,) = flow_server.runs_any(event_id)
+    started.clear()
+    release.clear()
+
+    async def main() -> str:
+        async with eventbus.testing.running(flow) as bus:
+            (ours_id,) = await bus.send({"name": "o/long", "data": {"id": 1}})
+            await anyio.to_thread.run_sync(started.wait, 30)
+            await bus.send({"name": "o/long.cancel", "data": {"id": 1}})
+            release.set()
+            await bus.settle()
+            return bus.runs(event_id=ours_id)[0].status.value
+
+    assert anyio.run(main) == theirs["status"] == "Cancelled"
+
+
+def test_inngests_expression_functions_match_the_real_server(flow_server: RealInngest) -> None:
+    """date(), now_minus() and b64decode() in a trigger expression pick the same events."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    events = [
+        {"name": "o/at", "data": {"tag": "fresh", "at": now.isoformat(), "b": "b2s="}},
+        {
+            "name": "o/at",
+            "data": {
+                "tag": "stale",
+                "at": (now - datetime.timedelta(hours=3)).isoformat(),
+                "b": "b2s=",
+            },
+        },
+        {"name": "o/at", "data": {"tag": "bad-b", "at": now.isoformat(), "b": "bm8="}},
+        {"name": "o/at", "data": {"tag": "epoch", "at": int(now.timestamp()), "b": "b2s="}},
+    ]
+    theirs = []
+    for event in events:
+        event_id = flow_server.send(event)
+        time.sleep(1.5)  # a run that never starts: give the server time to decide
+        theirs.append(bool(flow_server.listed_runs(event_id)))
+
+    async def main() -> list[bool]:
+        async with eventbus.testing.running(flow, clock=eventbus.SystemClock()) as bus:
+            started = []
+            for event in events:
+                (event_id,) = await bus.send(event)
+                started.append(bool(bus.runs(event_id=event_id)))
+            return started
+
+    assert anyio.run(main) == theirs == [True, False, False, False]

@@ -50,6 +50,7 @@ EVENT_BODIES = [
     ('{"name":"a/b","data":{"n":1' + "0" * 400 + "}}", "1e400"),
     ('{"name":"a/b","data":{"k":' + "[" * 10000 + "]" * 10000 + "}}", "10,000 levels"),
     ("{not json", "not json"),
+    ('{"name":"a/b","data":{"x":1},"meta":{"sdk":"js:v4"}}', "JS SDK v4's meta field"),
 ]
 
 
