@@ -1015,6 +1015,8 @@ class Engine:
         """Schedule the next attempt of a failed step (the run re-executes then)."""
         if delay is None:
             delay = backoff_ms(record.attempts - 1, self.random)
+        if run._retrying is None:
+            run._retrying = set()
         run._retrying.add(record.id)  # the step the next execution targets
         run.next_attempt = record.attempts
         assert record.error is not None

@@ -173,7 +173,8 @@ class Run:
         self._executing = False
         self._scope: Any = None  # the cancel scope of the execution under way
         self._rerun = False
-        self._retrying: set[str] = set()  # steps awaiting a retry (the next one targets them)
+        #: Steps awaiting a retry (the next execution targets them); None when none ever did.
+        self._retrying: set[str] | None = None
 
     @property
     def steps(self) -> list[StepRecord]:

@@ -174,7 +174,7 @@ class Execution:
         self.consumed = 0
         #: Steps awaiting a retry that this execution has not reached yet: meeting a new
         #: step first means the handler changed its path (StepUnexpectedError).
-        self.targets: set[str] = set()
+        self.targets: set[str] | None = None
 
     @property
     def replaying(self) -> bool:
@@ -322,9 +322,13 @@ class Step:
             if record.status is StepStatus.FAILED:
                 self._replayed(record)
                 raise _replayed_error(record)
-            self._execution.targets.discard(key)  # the retried step was reached
-            self._run._retrying.discard(key)
-        await _wave("run")
+            if self._execution.targets:
+                self._execution.targets.discard(key)  # the retried step was reached
+            if self._run._retrying is not None:
+                self._run._retrying.discard(key)
+        waves = _current_branch.get()
+        if waves is not None and waves.barrier:  # inline: this runs for every step
+            await waves.arrive("run")
         if record is None:
             record = self._new_record(key, kind)
         engine = self._engine
