@@ -32,21 +32,13 @@ from .._errors import (
     UsageError,
 )
 from .._function import Cancel, Function, Timeouts, TriggerEvent, make_function
+from .._options import UNSUPPORTED_OPTIONS
 from .._step import ParallelMode
 
 #: The ``inngest`` versions whose functions eventbus can read: (major, minor) pairs.
 SUPPORTED_SDK = ((0, 5),)
 #: Function options that eventbus does not apply yet, by the SDK's config field name.
-_UNSUPPORTED_OPTIONS = (
-    "batch_events",
-    "concurrency",
-    "debounce",
-    "idempotency",
-    "priority",
-    "rate_limit",
-    "singleton",
-    "throttle",
-)
+_UNSUPPORTED_OPTIONS = tuple(UNSUPPORTED_OPTIONS)
 _APP_URL = "http://eventbus.invalid/api/inngest"
 
 
@@ -132,14 +124,18 @@ def _to_sdk_error(exc: BaseException) -> BaseException | None:
     return translated
 
 
-def _sdk_errors_out(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """``handler`` (SDK code) with the SDK's errors translated as it raises them."""
+def translating(
+    fn: Callable[..., Any], translate: Callable[[Exception], BaseException | None]
+) -> Callable[..., Any]:
+    """``fn`` (sync, or returning an awaitable) raising ``translate(exc)`` instead of an
+    exception it raises, where ``translate`` gives one (None: the exception as it is).
+    Both directions of the bridge use it at their boundary with the other library."""
 
-    def call(*args: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            value = handler(*args)
+            value = fn(*args, **kwargs)
         except Exception as exc:
-            translated = _from_sdk_error(exc)
+            translated = translate(exc)
             if translated is None:
                 raise
             raise translated from exc
@@ -150,7 +146,7 @@ def _sdk_errors_out(handler: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 return await value
             except Exception as exc:
-                translated = _from_sdk_error(exc)
+                translated = translate(exc)
                 if translated is None:
                     raise
                 raise translated from exc
@@ -158,6 +154,11 @@ def _sdk_errors_out(handler: Callable[..., Any]) -> Callable[..., Any]:
         return awaited()
 
     return call
+
+
+def _sdk_errors_out(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``handler`` (SDK code) with the SDK's errors translated as it raises them."""
+    return translating(handler, _from_sdk_error)
 
 
 @contextlib.contextmanager

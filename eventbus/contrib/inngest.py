@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -35,6 +34,7 @@ from .._function import Function
 from .._step import ParallelMode
 from ._sdk import SUPPORTED_SDK as SUPPORTED_SDK
 from ._sdk import from_inngest as from_inngest
+from ._sdk import translating
 
 __all__ = ("SUPPORTED_SDK", "from_inngest", "to_inngest")
 
@@ -70,42 +70,21 @@ def _sdk_twin(exc: NonRetriableError | RetryAfterError) -> BaseException:
     return inngest.RetryAfterError(exc.message, exc.retry_after, exc.quiet)
 
 
-def _for_sdk(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` (eventbus code run by the SDK) raising the SDK's NonRetriableError and
-    RetryAfterError for eventbus's, and the SDK's StepError for an uncaught eventbus one,
-    so Inngest does not retry what eventbus would not."""
+def _to_sdk_error(exc: Exception) -> BaseException | None:
+    """An eventbus error raised by eventbus code run by the SDK, as the SDK's class, so
+    Inngest does not retry what eventbus would not (None for any other exception)."""
     import inngest
 
-    def translated(exc: Exception) -> BaseException | None:
-        if isinstance(exc, (NonRetriableError, RetryAfterError)):
-            return _sdk_twin(exc)
-        if isinstance(exc, StepError):
-            return inngest.StepError(exc.message, exc.name, exc.stack)
-        return None
+    if isinstance(exc, (NonRetriableError, RetryAfterError)):
+        return _sdk_twin(exc)
+    if isinstance(exc, StepError):
+        return inngest.StepError(exc.message, exc.name, exc.stack)
+    return None
 
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            value = fn(*args, **kwargs)
-        except Exception as exc:
-            twin = translated(exc)
-            if twin is None:
-                raise
-            raise twin from exc
-        if not inspect.isawaitable(value):
-            return value
 
-        async def awaited() -> Any:
-            try:
-                return await value
-            except Exception as exc:
-                twin = translated(exc)
-                if twin is None:
-                    raise
-                raise twin from exc
-
-        return awaited()
-
-    return call
+def _for_sdk(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (eventbus code run by the SDK) with its errors as the SDK's."""
+    return translating(fn, _to_sdk_error)
 
 
 @contextlib.contextmanager
