@@ -803,6 +803,11 @@ class Engine:
     async def send_batch(self, batch: EventBatch) -> list[str]:
         """Accept a validated send from any task of any thread's event loop (a foreign
         thread's send is carried to the engine's loop, never run on the wrong one)."""
+        if self._tg is None:
+            raise EngineNotRunningError(
+                "this eventbus engine has stopped: send while it runs (inside "
+                "`async with client:` or `eventbus.testing.running(...)`)"
+            )
         if threading.get_ident() != self._thread:
             token = self._token
             return cast(

@@ -255,3 +255,14 @@ async def test_a_seed_reproduces_an_interleaving() -> None:
     assert len(first) == 20
     others = {tuple(await interleaving(seed=s)) for s in range(1, 8)}
     assert len(others) > 1
+
+
+async def test_a_send_through_a_stopped_test_engine_is_refused() -> None:
+    """A task that outlives its running() block and sends through its route is told the
+    engine has stopped, instead of its events going into a stopped engine."""
+    client = eventbus.Inngest("late", clock=eventbus.VirtualClock())
+    async with running(client) as bus:
+        engine = bus.engine
+    with pytest.raises(eventbus.EngineNotRunningError, match="has stopped"):
+        await engine.send_batch(client._validate({"name": "app/late"}))
+    assert engine.events() == []
