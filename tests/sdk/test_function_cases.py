@@ -487,3 +487,142 @@ async def test_logger(is_sync: bool) -> None:
         "log before step-level raise",
         "function end",
     ]
+
+
+@VARIANTS
+async def test_tuple_output(is_sync: bool) -> None:
+    """tuple_output.py: a step returning a tuple gives a list, in the handler and the
+    journal alike."""
+    client = new_client()
+    state: dict[str, Any] = {}
+
+    @client.create_function(fn_id="tuple", retries=0, trigger=inngest.TriggerEvent(event="c/t"))
+    def fn_sync(ctx: inngest.ContextSync) -> None:
+        def step_1() -> tuple[int, int]:
+            return (1, 2)
+
+        state["step_1_output"] = ctx.step.run("step_1", step_1)
+
+    @client.create_function(fn_id="tuple", retries=0, trigger=inngest.TriggerEvent(event="c/t"))
+    async def fn_async(ctx: inngest.Context) -> None:
+        async def step_1() -> tuple[int, int]:
+            return (1, 2)
+
+        state["step_1_output"] = await ctx.step.run("step_1", step_1)
+
+    run = await run_case(client, fn_sync if is_sync else fn_async, "c/t")
+    assert run.status is eventbus.RunStatus.COMPLETED
+    assert state["step_1_output"] == [1, 2]
+    assert run.steps[0].output == [1, 2]  # upstream reads {"data": [1, 2]} from the API
+
+
+@VARIANTS
+async def test_invoke_timeout(is_sync: bool) -> None:
+    """invoke_timeout.py: an invoke whose target outlasts the timeout raises StepError
+    named InngestInvokeTimeoutError, and the run fails with it."""
+    client = new_client()
+    state: dict[str, Any] = {}
+
+    @client.create_function(
+        fn_id="it/invokee", retries=0, trigger=inngest.TriggerEvent(event="never")
+    )
+    def fn_receiver_sync(ctx: inngest.ContextSync) -> None:
+        ctx.step.sleep("sleep", 60_000)
+
+    @client.create_function(fn_id="it", retries=0, trigger=inngest.TriggerEvent(event="c/it"))
+    def fn_sender_sync(ctx: inngest.ContextSync) -> None:
+        try:
+            ctx.step.invoke(
+                "invoke", function=fn_receiver_sync, timeout=datetime.timedelta(seconds=1)
+            )
+        except Exception as e:
+            state["raised_err"] = e
+            raise e
+
+    @client.create_function(
+        fn_id="it/invokee", retries=0, trigger=inngest.TriggerEvent(event="never")
+    )
+    async def fn_receiver_async(ctx: inngest.Context) -> None:
+        await ctx.step.sleep("sleep", 60_000)
+
+    @client.create_function(fn_id="it", retries=0, trigger=inngest.TriggerEvent(event="c/it"))
+    async def fn_sender_async(ctx: inngest.Context) -> None:
+        try:
+            await ctx.step.invoke(
+                "invoke", function=fn_receiver_async, timeout=datetime.timedelta(seconds=1)
+            )
+        except Exception as e:
+            state["raised_err"] = e
+            raise e
+
+    functions = (
+        [fn_receiver_sync, fn_sender_sync] if is_sync else [fn_receiver_async, fn_sender_async]
+    )
+    async with eventbus.testing.running(client, functions=functions) as bus:
+        await bus.send(inngest.Event(name="c/it"))
+        await bus.settle(advance_time=True)
+        (run,) = bus.runs("it")
+    assert run.status is eventbus.RunStatus.FAILED
+    assert isinstance(state["raised_err"], inngest.StepError)
+    assert state["raised_err"].name == "InngestInvokeTimeoutError"
+    assert run.error is not None
+    assert (run.error["name"], run.error["message"]) == (
+        "InngestInvokeTimeoutError",
+        "Timed out waiting for invoked function to complete",
+    )
+
+
+@VARIANTS
+async def test_multiple_triggers(is_sync: bool) -> None:
+    """multiple_triggers.py: a function with two triggers runs once per event, with a
+    run id each."""
+    client = new_client()
+    names = ["c/mt.1", "c/mt.2"]
+    run_ids: dict[str, str] = {}
+
+    @client.create_function(
+        fn_id="mt", retries=0, trigger=[inngest.TriggerEvent(event=n) for n in names]
+    )
+    def fn_sync(ctx: inngest.ContextSync) -> None:
+        run_ids[ctx.event.name] = ctx.run_id
+
+    @client.create_function(
+        fn_id="mt", retries=0, trigger=[inngest.TriggerEvent(event=n) for n in names]
+    )
+    async def fn_async(ctx: inngest.Context) -> None:
+        run_ids[ctx.event.name] = ctx.run_id
+
+    async with eventbus.testing.running(
+        client, functions=[fn_sync if is_sync else fn_async]
+    ) as bus:
+        for name in names:
+            await bus.send(inngest.Event(name=name))
+        await bus.settle()
+        assert len(bus.runs("mt", status=eventbus.RunStatus.COMPLETED)) == 2
+    assert sorted(run_ids) == names
+    assert len(set(run_ids.values())) == 2
+
+
+@VARIANTS
+async def test_step_callback_args(is_sync: bool) -> None:
+    """step_callback_args.py: positional arguments after the handler reach it."""
+    client = new_client()
+    state: dict[str, Any] = {}
+
+    @client.create_function(fn_id="sca", retries=0, trigger=inngest.TriggerEvent(event="c/sca"))
+    def fn_sync(ctx: inngest.ContextSync) -> None:
+        def step_callback(a: int, b: str) -> None:
+            state["step_args"] = [a, b]
+
+        ctx.step.run("step", step_callback, 1, "a")
+
+    @client.create_function(fn_id="sca", retries=0, trigger=inngest.TriggerEvent(event="c/sca"))
+    async def fn_async(ctx: inngest.Context) -> None:
+        async def step_callback(a: int, b: str) -> None:
+            state["step_args"] = [a, b]
+
+        await ctx.step.run("step", step_callback, 1, "a")
+
+    run = await run_case(client, fn_sync if is_sync else fn_async, "c/sca")
+    assert run.status is eventbus.RunStatus.COMPLETED
+    assert state["step_args"] == [1, "a"]
