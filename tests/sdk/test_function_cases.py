@@ -3,7 +3,10 @@
 Ported from inngest/inngest-py, ``tests/test_inngest/test_function/cases/`` (commit
 305bc6a, Apache License 2.0, (c) Inngest Inc.): ``cancel``, ``non_retriable_error``,
 ``change_step_error``, ``dedupe_step_ids``, ``unserializable_step_output``,
-``invoke_failure``, ``on_failure`` and ``wait_for_event_timeout_if_exp_not_match``. Each
+``invoke_failure``, ``invoke_timeout``, ``on_failure``,
+``wait_for_event_timeout_if_exp_not_match``, ``logger``, ``tuple_output``,
+``multiple_triggers`` and ``step_callback_args`` (``parallel_group_of_sequential_steps``
+is in tests/engine/test_parallel.py). Each
 keeps its sync and async function exactly as written for the SDK and its assertions.
 What changes is the harness:
 
