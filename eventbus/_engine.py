@@ -16,8 +16,9 @@ started in (never from the task that happened to queue a run, which may be insid
 step), so nothing of one run leaks into another. At most ``max_concurrency`` runs
 execute at once; a send from outside the engine waits while ``max_queued_runs`` runs
 are queued, then accepts its whole batch as the last thing it does, so a cancelled send
-has accepted nothing. Each execution of a handler has its own cancel scope: cancelling
-a run, or its finish timeout, ends an executing handler at once. Nothing a handler
+has accepted nothing. Each worker runs its handlers inside a cancel scope of its own:
+cancelling a run, or its finish timeout, cancels that scope and ends the executing
+handler at once, and the worker goes on in a fresh scope. Nothing a handler
 raises or returns can stop the engine, except ``KeyboardInterrupt``, ``SystemExit`` and
 other ``BaseException``s, which fail their run, are reported, and propagate.
 """

@@ -133,17 +133,7 @@ class Event:
         """The event as the SDK's ``inngest.Event.model_dump()`` gives it: ``data``,
         ``id`` (``""`` when unset), ``name``, ``ts`` (``0`` when unset), plus ``v`` and
         ``user`` when set. Options such as ``mode="json"`` change nothing: it is JSON."""
-        out: dict[str, Any] = {
-            "data": dict(self.data),
-            "id": self.id or "",
-            "name": self.name,
-            "ts": self.ts or 0,
-        }
-        if self.v is not None:
-            out["v"] = self.v
-        if self.user:
-            out["user"] = dict(self.user)
-        return out
+        return {**self.to_dict(), "id": self.id or "", "ts": self.ts or 0}
 
     @classmethod
     def model_validate(cls, obj: object) -> Event:

@@ -309,7 +309,7 @@ class Step:
             self._execution.interrupted = True
         return Interrupt()
 
-    def _replayed(self, record: StepRecord) -> None:
+    def _replayed(self) -> None:
         """A finished step was met again: one memo fewer before new code runs."""
         self._execution.consumed += 1
 
@@ -317,10 +317,10 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                self._replayed(record)
+                self._replayed()
                 return record.output
             if record.status is StepStatus.FAILED:
-                self._replayed(record)
+                self._replayed()
                 raise _replayed_error(record)
             if self._execution.targets:
                 self._execution.targets.discard(key)  # the retried step was reached
@@ -517,7 +517,7 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                self._replayed(record)
+                self._replayed()
                 return
             raise self._suspend()  # still sleeping (a parallel branch woke the run)
         now = self._engine.clock.now_ms()
@@ -557,7 +557,7 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                self._replayed(record)
+                self._replayed()
                 return None if record.output is None else _event_from_wire(record.output)
             raise self._suspend()  # still waiting (a parallel branch woke the run)
         if not isinstance(event, str) or not event:
@@ -666,10 +666,10 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                self._replayed(record)
+                self._replayed()
                 return record.output
             if record.status is StepStatus.FAILED:
-                self._replayed(record)
+                self._replayed()
                 raise _step_error(record)
             raise self._suspend()  # still waiting (a parallel branch woke the run)
         try:

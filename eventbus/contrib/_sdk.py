@@ -86,7 +86,7 @@ def sdk_event(event: Any) -> Any:
     )
 
 
-def _from_sdk_error(exc: BaseException) -> BaseException | None:
+def from_sdk_error(exc: BaseException) -> BaseException | None:
     """An error of the SDK's, raised by SDK code, as the eventbus error the engine
     understands (None for any other exception)."""
     import inngest
@@ -105,9 +105,10 @@ def _from_sdk_error(exc: BaseException) -> BaseException | None:
     return translated
 
 
-def _to_sdk_error(exc: BaseException) -> BaseException | None:
-    """An eventbus error leaving a step call, as SDK code expects it: the SDK's own
-    exception (the very one it raised, if it raised it) or None."""
+def to_sdk_error(exc: BaseException) -> BaseException | None:
+    """An eventbus error as SDK code (or the SDK itself) expects it: the SDK's own
+    exception class, the very object when the SDK raised it first, or None for any other
+    exception. The SDK recognises NonRetriableError and RetryAfterError by class."""
     import inngest
 
     original = getattr(exc, "_sdk_error", None)
@@ -116,8 +117,10 @@ def _to_sdk_error(exc: BaseException) -> BaseException | None:
     translated: BaseException
     if isinstance(exc, StepError):
         translated = inngest.StepError(exc.message, exc.name, exc.stack)
-    elif isinstance(exc, NonRetriableError):  # a failed step replayed from the journal
+    elif isinstance(exc, NonRetriableError):
         translated = inngest.NonRetriableError(exc.message, exc.quiet)
+    elif isinstance(exc, RetryAfterError):
+        translated = inngest.RetryAfterError(exc.message, exc.retry_after, exc.quiet)
     else:
         return None
     setattr(translated, "_eventbus_error", exc)  # noqa: B010 - a private back-reference
@@ -158,7 +161,7 @@ def translating(
 
 def _sdk_errors_out(handler: Callable[..., Any]) -> Callable[..., Any]:
     """``handler`` (SDK code) with the SDK's errors translated as it raises them."""
-    return translating(handler, _from_sdk_error)
+    return translating(handler, from_sdk_error)
 
 
 @contextlib.contextmanager
@@ -167,7 +170,7 @@ def _sdk_errors_in() -> Iterator[None]:
     try:
         yield
     except (StepError, NonRetriableError, RetryAfterError) as exc:
-        translated = _to_sdk_error(exc)
+        translated = to_sdk_error(exc)
         if translated is None:
             raise
         raise translated from None

@@ -28,13 +28,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .._duration import parse_duration_ms
-from .._errors import FunctionConfigError, NonRetriableError, RetryAfterError, StepError
+from .._errors import FunctionConfigError
 from .._event import Event
 from .._function import Function
 from .._step import ParallelMode
 from ._sdk import SUPPORTED_SDK as SUPPORTED_SDK
 from ._sdk import from_inngest as from_inngest
-from ._sdk import translating
+from ._sdk import from_sdk_error, to_sdk_error, translating
 
 __all__ = ("SUPPORTED_SDK", "from_inngest", "to_inngest")
 
@@ -61,30 +61,10 @@ def _if_exp(if_exp: str | None, match: str | None) -> str | None:
     return f"event.{match} == async.{match}" if match is not None else if_exp
 
 
-def _sdk_twin(exc: NonRetriableError | RetryAfterError) -> BaseException:
-    """The SDK's class for an eventbus control error, which the SDK recognises by class."""
-    import inngest
-
-    if isinstance(exc, NonRetriableError):
-        return inngest.NonRetriableError(exc.message, exc.quiet)
-    return inngest.RetryAfterError(exc.message, exc.retry_after, exc.quiet)
-
-
-def _to_sdk_error(exc: Exception) -> BaseException | None:
-    """An eventbus error raised by eventbus code run by the SDK, as the SDK's class, so
-    Inngest does not retry what eventbus would not (None for any other exception)."""
-    import inngest
-
-    if isinstance(exc, (NonRetriableError, RetryAfterError)):
-        return _sdk_twin(exc)
-    if isinstance(exc, StepError):
-        return inngest.StepError(exc.message, exc.name, exc.stack)
-    return None
-
-
 def _for_sdk(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` (eventbus code run by the SDK) with its errors as the SDK's."""
-    return translating(fn, _to_sdk_error)
+    """``fn`` (eventbus code run by the SDK) with its errors as the SDK's, so Inngest does
+    not retry what eventbus would not."""
+    return translating(fn, to_sdk_error)
 
 
 @contextlib.contextmanager
@@ -95,7 +75,9 @@ def _from_sdk() -> Iterator[None]:
     try:
         yield
     except inngest.StepError as exc:
-        raise StepError(exc.message, exc.name, exc.stack) from None
+        translated = from_sdk_error(exc)
+        assert translated is not None  # every inngest.StepError has an eventbus twin
+        raise translated from None
 
 
 class _Bridge:
