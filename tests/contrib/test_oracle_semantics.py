@@ -12,7 +12,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -119,11 +118,6 @@ def test_step_error_semantics_match_the_real_server(inngest_server: RealInngest)
     assert dict(calls) == their_calls  # as many step attempts: no retry on one side only
     assert theirs["o/nre"] == ("Failed", ("NonRetriableError", "card declined"))
     assert their_calls == {"o/nre": 1, "o/err": 1}
-
-
-def test_the_harness_is_collected(tmp_path: Path) -> None:
-    """(A guard: the scenarios above exist and have distinct event names.)"""
-    assert len({name for name, _ in SCENARIOS}) == len(SCENARIOS)
 
 
 flow = eventbus.Inngest("oracle-flow")

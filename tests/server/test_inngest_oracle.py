@@ -173,3 +173,17 @@ def test_seeded_ids_match_the_real_server(real_server: str) -> None:
     assert ours_ids == theirs_ids
     assert theirs_ids[0] == theirs_ids[1]
     assert len(set(theirs_ids[0])) == 3
+
+
+def test_the_documented_differences_hold_against_the_real_server(real_server: str) -> None:
+    """The differences docs/concepts.md lists, on purpose, are what the two really do:
+    Inngest accepts a lone surrogate and 300 levels of nesting; eventbus refuses both."""
+    bodies = [
+        '{"name":"a/b","data":{"s":"\\ud800"}}',
+        '{"name":"a/b","data":{"k":' + "[" * 300 + "]" * 300 + "}}",
+    ]
+    requests = [
+        ("POST", f"/e/{EVENT_KEY}", {"content-type": "application/json"}, body) for body in bodies
+    ]
+    assert theirs(real_server, requests) == [200, 200]
+    assert ours(requests) == [400, 400]
