@@ -35,6 +35,14 @@ from ._function import Cancel as Cancel
 from ._function import Function as Function
 from ._function import Timeouts as Timeouts
 from ._function import TriggerEvent as TriggerEvent
+from ._middleware import Middleware as Middleware
+from ._middleware import MiddlewareSync as MiddlewareSync
+from ._middleware import Opcode as Opcode
+from ._middleware import SendEventsResult as SendEventsResult
+from ._middleware import StepMemos as StepMemos
+from ._middleware import StepOutput as StepOutput
+from ._middleware import TransformOutputResult as TransformOutputResult
+from ._middleware import TransformOutputStepInfo as TransformOutputStepInfo
 from ._options import JSON as JSON
 from ._options import Batch as Batch
 from ._options import Concurrency as Concurrency
@@ -42,12 +50,15 @@ from ._options import Debounce as Debounce
 from ._options import Priority as Priority
 from ._options import RateLimit as RateLimit
 from ._options import Singleton as Singleton
+from ._options import Streaming as Streaming
 from ._options import Throttle as Throttle
 from ._options import TriggerCron as TriggerCron
 from ._run import Run as Run
 from ._run import RunStatus as RunStatus
 from ._run import StepRecord as StepRecord
 from ._run import StepStatus as StepStatus
+from ._serializer import PydanticSerializer as PydanticSerializer
+from ._serializer import Serializer as Serializer
 from ._step import Group as Group
 from ._step import GroupSync as GroupSync
 from ._step import ParallelMode as ParallelMode
@@ -76,24 +87,35 @@ __all__ = (  # noqa: RUF022 - plain sorted order, checked by a test
     "GroupSync",
     "Inngest",
     "JSON",
+    "Middleware",
+    "MiddlewareSync",
     "NonRetriableError",
+    "Opcode",
     "ParallelMode",
     "Priority",
+    "PydanticSerializer",
     "RateLimit",
     "RetryAfterError",
     "Run",
     "RunStatus",
     "SendEventsError",
+    "SendEventsResult",
+    "Serializer",
     "Singleton",
     "Step",
     "StepError",
+    "StepMemos",
+    "StepOutput",
     "StepRecord",
     "StepStatus",
     "StepSync",
     "StoredEvent",
+    "Streaming",
     "SystemClock",
     "Throttle",
     "Timeouts",
+    "TransformOutputResult",
+    "TransformOutputStepInfo",
     "TriggerCron",
     "TriggerEvent",
     "UsageError",

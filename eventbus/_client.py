@@ -20,6 +20,7 @@ from ._engine import Engine
 from ._errors import EngineNotRunningError, FunctionConfigError, UsageError
 from ._event import Event, EventBatch, StoredEvent, prepare_batch
 from ._function import Cancel, Function, Handler, Registry, Timeouts, TriggerEvent, make_function
+from ._middleware import Hooks, MiddlewareSpec, check_middleware
 from ._options import (
     Batch,
     Concurrency,
@@ -31,6 +32,7 @@ from ._options import (
     refuse_unsupported,
 )
 from ._run import Run, RunStatus
+from ._serializer import check_serializer
 from .transports import InProcessTransport, Transport
 
 H = TypeVar("H", bound=Handler)
@@ -54,12 +56,8 @@ def _positive_int(value: object, name: str) -> int:
     return value
 
 
-def _refuse_middleware(middleware: object) -> None:
-    if middleware:
-        raise FunctionConfigError(
-            f"middleware={middleware!r}: eventbus does not run the official SDK's middleware "
-            "hooks; a function would run without them, so it is refused"
-        )
+def _as_list(events: object) -> list[Any]:
+    return list(events) if isinstance(events, (list, tuple)) else [events]
 
 
 def _optional_bound(value: object, name: str) -> int | None:
@@ -110,7 +108,10 @@ class Inngest:
     ``$INNGEST_SIGNING_KEY``), ``api_base_url``, ``event_api_base_url``, ``app_version`` and
     ``request_timeout`` are kept as attributes and have no meaning in-process (give
     :class:`~eventbus.transports.HttpTransport` its own to send to Inngest);
-    ``serializer`` and ``middleware`` are refused, since eventbus does not run them.
+    ``middleware`` is a list of middleware classes (:class:`eventbus.Middleware`,
+    :class:`eventbus.MiddlewareSync`, or the SDK's) run around every execution of every
+    function and around ``send``; ``serializer`` (:class:`eventbus.PydanticSerializer`,
+    say) turns outputs with an ``output_type`` into JSON and back, as in the SDK.
     """
 
     def __init__(
@@ -137,12 +138,9 @@ class Inngest:
         serializer: object = None,
         middleware: list[Any] | None = None,
     ) -> None:
-        if serializer is not None:
-            raise FunctionConfigError(
-                f"serializer={serializer!r}: eventbus keeps step results and outputs as JSON "
-                "and does not run the official SDK's serializers"
-            )
-        _refuse_middleware(middleware)
+        #: Middleware of every function of this client (before each function's own).
+        self.middleware: list[Any] = list(check_middleware(middleware, "Inngest(...)"))
+        self.serializer = check_serializer(serializer)
         if not isinstance(app_id, str) or not app_id.strip():
             raise FunctionConfigError(f"app_id must be a non-empty string, got {app_id!r}")
         if transport is not None and not isinstance(transport, Transport):
@@ -216,10 +214,13 @@ class Inngest:
         ``cancel`` is a list of up to 5 :class:`Cancel` rules and ``timeouts`` a
         :class:`Timeouts`, both cancelling runs between steps.
 
-        The official SDK's other keywords are accepted: ``output_type`` (the return value
-        is JSON either way); flow control (``concurrency``, ``throttle``, ``rate_limit``,
-        ``debounce``, ``batch_events``, ``priority``, ``singleton``, ``idempotency``) and
-        ``middleware`` are refused with a clear error, since eventbus does not apply them.
+        ``middleware`` is a list of middleware classes run around each execution, after
+        the client's (see :class:`eventbus.Middleware`); ``output_type`` is the type the
+        client's ``serializer`` turns the return value into JSON from (without a
+        serializer it changes nothing, as in the SDK). Flow control (``concurrency``,
+        ``throttle``, ``rate_limit``, ``debounce``, ``batch_events``, ``priority``,
+        ``singleton``, ``idempotency``) is refused with a clear error until eventbus
+        applies it.
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
         """
@@ -236,7 +237,7 @@ class Inngest:
                 "throttle": throttle,
             },
         )
-        _refuse_middleware(middleware)
+        own = check_middleware(middleware, f"{fn_id!r}")
         build = functools.partial(
             make_function,
             app_id=self.app_id,
@@ -247,6 +248,9 @@ class Inngest:
             on_failure=on_failure,
             cancel=cancel,
             timeouts=timeouts,
+            middleware=MiddlewareSpec(own, self) if own or self.middleware else None,
+            serializer=self.serializer,
+            output_type=output_type,
         )
         # Validate everything but the handler now, so errors point at this call.
         build(handler=_probe_handler)
@@ -261,6 +265,15 @@ class Inngest:
             return functions[0]
 
         return decorator
+
+    def add_middleware(self, middleware: Any) -> None:
+        """Add a middleware class to every function of this client, including those made
+        already (as the SDK's ``add_middleware``)."""
+        (checked,) = check_middleware([middleware], "add_middleware")
+        self.middleware = [*self.middleware, checked]
+        for function in self._registry.functions.values():
+            if function.middleware is None:
+                function.middleware = MiddlewareSpec((), self)
 
     def set_logger(self, logger: Any) -> None:
         """Use ``logger`` for ``ctx.logger`` from now on (as the SDK's ``set_logger``):
@@ -306,6 +319,14 @@ class Inngest:
         is validated first: if any event is invalid, :class:`EventValidationError` names
         it and nothing is accepted. An empty list returns ``[]``.
         """
+        if self.middleware:
+            ids: list[str] = await Hooks(MiddlewareSpec((), self)).around_send(
+                _as_list(events), self._send
+            )
+            return ids
+        return await self._send(events)
+
+    async def _send(self, events: object) -> list[str]:
         batch = self._prepare(events)
         if not batch.decoded:
             return []
@@ -316,6 +337,14 @@ class Inngest:
 
     def send_sync(self, events: Event | dict[str, Any] | list[Any] | tuple[Any, ...]) -> list[str]:
         """The blocking twin of :meth:`send`, for synchronous code (``with client:``)."""
+        if self.middleware:
+            sent: list[str] = Hooks(MiddlewareSpec((), self)).around_send_sync(
+                _as_list(events), self._send_sync
+            )
+            return sent
+        return self._send_sync(events)
+
+    def _send_sync(self, events: object) -> list[str]:
         batch = self._prepare(events)
         if not batch.decoded:
             return []

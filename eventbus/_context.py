@@ -106,7 +106,7 @@ class _ContextBase:
         self.attempt = attempt
         self.function_id = function_id
         self._base_logger = logger
-        self._logger: RunLogger | None = None
+        self._logger: Any = None
         # The step tools are made on first use: handlers without steps pay nothing.
         self._engine = engine
         self._run = run
@@ -127,8 +127,9 @@ class _ContextBase:
         return Group(self._engine, self._run, self._execution)
 
     @property
-    def logger(self) -> RunLogger:
-        """The client's logger for this run (see :class:`RunLogger`)."""
+    def logger(self) -> Any:
+        """The client's logger for this run (see :class:`RunLogger`); middleware may
+        replace it in ``transform_input``, as the SDK's may."""
         if self._logger is None:
             self._logger = RunLogger(
                 self._base_logger,
@@ -136,6 +137,10 @@ class _ContextBase:
                 self._execution,
             )
         return self._logger
+
+    @logger.setter
+    def logger(self, logger: Any) -> None:
+        self._logger = logger
 
     def __repr__(self) -> str:
         return (

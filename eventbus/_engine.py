@@ -69,6 +69,7 @@ from ._function import (
 )
 from ._ids import UlidGenerator
 from ._json import OutputError, decode_output, encode_output
+from ._middleware import HookError, Hooks, StepOutput
 from ._run import Run, RunStatus, StepRecord, StepStatus
 from ._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
 
@@ -942,19 +943,28 @@ class Engine:
         # Cancelling the run (client.cancel, the finish timeout) cancels the worker's
         # scope (run._scope): the handler ends at once, wherever it is awaiting.
         try:
-            if function.is_async:
+            if function.middleware is not None:
+                output = await self._call_with_hooks(run, execution, common)
+            elif function.is_async:
                 ctx = Context(*common, self.logger, self, run, execution)
-                output = await cast(AsyncHandler, function.handler)(ctx)
+                output = await cast(AsyncHandler, function.handler)(
+                    ctx if function.context is None else function.context(ctx)
+                )
             else:
                 sync_ctx = ContextSync(*common, self.logger, self, run, execution)
                 # A thread cannot be interrupted: on cancel it is abandoned, and its next
                 # step call raises (the run has ended).
                 output = await anyio.to_thread.run_sync(
                     cast(SyncHandler, function.handler),
-                    sync_ctx,
+                    sync_ctx if function.context is None else function.context(sync_ctx),
                     limiter=self.handler_threads,
                     abandon_on_cancel=True,
                 )
+        except HookError as exc:
+            # A middleware hook raised: this execution failed with its error (retried).
+            if not (execution.interrupted or run.status.is_finished or run._cancel_requested):
+                self._retry_or_fail(run, exc.error, None)
+            return
         except Interrupt:
             return  # the step tool has scheduled what happens next
         except CancelRun:
@@ -1004,6 +1014,12 @@ class Engine:
             return  # the handler swallowed an Interrupt; the run is suspended all the same
         if run._cancel_requested:
             return  # a cancel event came while it executed: _execute ends it CANCELLED
+        if function.serializer is not None and function.output_type is not None:
+            try:
+                output = function.serializer.serialize(output, function.output_type)
+            except Exception as exc:
+                self._retry_or_fail(run, exc, None)
+                return
         if output is not None:
             try:
                 output = decode_output(encode_output(output))
@@ -1011,6 +1027,56 @@ class Engine:
                 self._fail(run, NonRetriableError(f"the return value of {function.id!r} {exc}"))
                 return
         self._complete(run, output)
+
+    async def _call_with_hooks(
+        self,
+        run: Run,
+        execution: Execution,
+        common: tuple[StoredEvent, list[StoredEvent], str, int, str],
+    ) -> Any:
+        """Execute a function with middleware: its hooks around the handler (see
+        eventbus._middleware); one new step per execution."""
+        function = run.function
+        spec = function.middleware
+        assert spec is not None
+        ctx: Context | ContextSync
+        if function.is_async:
+            ctx = Context(*common, self.logger, self, run, execution)
+        else:
+            ctx = ContextSync(*common, self.logger, self, run, execution)
+        handler_ctx: Any = ctx if function.context is None else function.context(ctx)
+        hooks = execution.hooks = Hooks(spec)
+        memos = {
+            record.id: StepOutput(
+                record.output, record.error if record.status is StepStatus.FAILED else None
+            )
+            for record in run.journal.values()
+            if record.status is StepStatus.COMPLETED or record.status is StepStatus.FAILED
+        }
+        await hooks.transform_input(
+            handler_ctx, function if spec.function is None else spec.function, memos
+        )
+        try:
+            if function.is_async:
+                output = await cast(AsyncHandler, function.handler)(handler_ctx)
+            else:
+                output = await anyio.to_thread.run_sync(
+                    cast(Callable[[Any], Any], function.handler),
+                    handler_ctx,
+                    limiter=self.handler_threads,
+                    abandon_on_cancel=True,
+                )
+        except Exception as exc:
+            if execution.interrupted or run._cancel_requested:
+                raise
+            output, error = await hooks.end(hooks.kit.empty, exc, None, executed=False)
+        else:
+            if execution.interrupted or run._cancel_requested:
+                return output
+            output, error = await hooks.end(output, None, None)
+        if error is not None:
+            raise error
+        return None if output is hooks.kit.empty else output
 
     @staticmethod
     def clamp_retry_after(delay_ms: int) -> int:

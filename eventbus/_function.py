@@ -21,6 +21,7 @@ from ._expr import POLICY_ALLOWED_FUNCTIONS, CompiledExpression, compile_express
 
 if TYPE_CHECKING:
     from ._context import Context, ContextSync
+    from ._middleware import MiddlewareSpec
 
 MAX_TRIGGERS = 10
 MAX_RETRIES = 20
@@ -295,6 +296,13 @@ class Function:
     on_failure_fn_id: str | None = None
     cancel: tuple[Cancel, ...] = ()
     timeouts: Timeouts | None = None
+    #: The middleware its executions run (see eventbus._middleware), or None.
+    middleware: MiddlewareSpec | None = None
+    #: Makes the ctx the handler gets from eventbus's (the SDK bridge's adapter), or None.
+    context: Callable[[Any], Any] | None = None
+    #: The client's serializer and this function's ``output_type`` (see _serializer).
+    serializer: Any = None
+    output_type: Any = None
     id: str = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
     has_expressions: bool = attrs.field(init=False)
@@ -322,6 +330,10 @@ def make_function(
     on_failure: object,
     cancel: object = None,
     timeouts: object = None,
+    middleware: MiddlewareSpec | None = None,
+    context: Callable[[Any], Any] | None = None,
+    serializer: Any = None,
+    output_type: Any = None,
 ) -> list[Function]:
     """Validate a create_function call; returns the function (and its failure handler)."""
     if not isinstance(fn_id, str) or not fn_id.strip():
@@ -343,6 +355,10 @@ def make_function(
             handler=checked,
             cancel=checked_cancel,
             timeouts=checked_timeouts,
+            middleware=middleware,
+            context=context,
+            serializer=serializer,
+            output_type=output_type,
         )
     ]
     if on_failure is not None:
@@ -362,6 +378,9 @@ def make_function(
                 ),
                 retries=0,
                 handler=failure_handler,
+                middleware=middleware,
+                context=context,
+                serializer=serializer,
             )
         )
     return functions

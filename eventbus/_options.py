@@ -11,6 +11,7 @@ cron schedule would behave unlike the same function on Inngest.
 from __future__ import annotations
 
 import datetime
+import enum
 from typing import Any, Literal, Union
 
 import attrs
@@ -114,3 +115,11 @@ def refuse_unsupported(fn_id: str, options: dict[str, object]) -> None:
                 f"{fn_id!r}: {name}= ({UNSUPPORTED_OPTIONS[name]}) is not applied by eventbus; "
                 "a function would run without it, unlike on Inngest, so it is refused"
             )
+
+
+class Streaming(enum.Enum):
+    """The SDK's ``serve(streaming=...)`` setting (keepalive bytes on slow responses);
+    it has no meaning in-process and exists so that app code imports unchanged."""
+
+    DISABLE = "disable"
+    FORCE = "force"

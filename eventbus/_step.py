@@ -36,12 +36,14 @@ from ._errors import (
 from ._event import Event
 from ._expr import compile_expression
 from ._json import OutputError, decode_output, encode_output, json_copy
+from ._middleware import EMPTY, HookError
 from ._run import StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ._context import _ContextBase
     from ._engine import Engine
     from ._function import Function
+    from ._middleware import Hooks
     from ._run import Run
 
 T = TypeVar("T")
@@ -165,9 +167,11 @@ class Execution:
     that already ran, and ``ctx.logger`` stays quiet, as the SDK's logger does.
     """
 
-    __slots__ = ("consumed", "counts", "interrupted", "memos", "targets")
+    __slots__ = ("consumed", "counts", "hooks", "interrupted", "memos", "targets")
 
     def __init__(self, memos: int = 0) -> None:
+        #: The middleware of this execution (a function with middleware), or None.
+        self.hooks: Hooks | None = None
         self.counts: dict[str, int] = {}
         self.interrupted = False
         self.memos = memos
@@ -204,6 +208,22 @@ def _dumped(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _serialized(fn: Callable[..., Any], serializer: Any, output_type: Any) -> Callable[..., Any]:
+    """``fn``, with what it returns serialized by the client's serializer."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        value = fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+
+            async def awaited() -> Any:
+                return serializer.serialize(await value, output_type)
+
+            return awaited()
+        return serializer.serialize(value, output_type)
+
+    return call
+
+
 def _dump(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     return dump(mode="json") if callable(dump) and not isinstance(value, type) else value
@@ -229,6 +249,15 @@ def _event_from_wire(wire: dict[str, Any]) -> Event:
         wire.get("user") or {},
     )
 
+
+#: The SDK's opcode for each kind of step (what middleware sees in TransformOutputStepInfo).
+_OPCODES = {
+    "run": "StepRun",
+    "send_event": "StepRun",
+    "sleep": "Sleep",
+    "wait_for_event": "WaitForEvent",
+    "invoke": "InvokeFunction",
+}
 
 #: Marks a journal error that was a NonRetriableError, so replays raise it again as one.
 _NON_RETRIABLE = "_non_retriable"
@@ -309,19 +338,67 @@ class Step:
             self._execution.interrupted = True
         return Interrupt()
 
-    def _replayed(self) -> None:
-        """A finished step was met again: one memo fewer before new code runs."""
-        self._execution.consumed += 1
+    def _replayed(self) -> Hooks | None:
+        """A finished step was met again: one memo fewer before new code runs. Returns
+        the middleware when it was the last memo (``before_execution`` is due)."""
+        execution = self._execution
+        execution.consumed += 1
+        hooks = execution.hooks
+        return hooks if hooks is not None and execution.consumed == execution.memos else None
+
+    async def _memo(self, record: StepRecord) -> Any:
+        """A finished step's recorded output, met again by this execution."""
+        due = self._replayed()
+        if due is not None:
+            await due.before_execution()
+        hooks = self._execution.hooks
+        return record.output if hooks is None else hooks.memo_data(record.id, record.output)
+
+    async def _replayed_failure(self, record: StepRecord) -> Exception:
+        hooks = self._replayed()
+        if hooks is not None:
+            await hooks.before_execution()
+        return _replayed_error(record)
+
+    async def _end(
+        self, record: StepRecord, output: Any, error: Exception | None, *, rerun: bool
+    ) -> Any:
+        """With middleware, a new step that ended ends the execution, as a request to an
+        app on Inngest ends: the hooks fire, and with ``rerun`` the handler runs again
+        from the top at once (else when the run wakes). In a parallel group only
+        ``transform_output`` fires (for a step that returned), and the group goes on."""
+        hooks = self._execution.hooks
+        assert hooks is not None
+        step = (record.id, _OPCODES[record.kind])
+        in_branch = _current_branch.get() is not None
+        if in_branch:
+            if error is not None or not rerun:
+                return output
+            changed = await hooks.transform_step(output, step)
+        else:
+            changed, _ = await hooks.end(output, error, step)
+        if error is None and record.status is StepStatus.COMPLETED and changed is not output:
+            try:
+                record.output = decode_output(encode_output(changed))
+            except OutputError as exc:
+                raise HookError(
+                    NonRetriableError(
+                        f"transform_output gave step {record.id!r} a value that {exc}"
+                    )
+                ) from None
+        if in_branch:
+            return record.output
+        if rerun:
+            self._engine._enqueue(self._run)  # run again at once, from the top
+        raise self._suspend()
 
     async def _execute(self, key: str, kind: str, thunk: Callable[[], Any]) -> Any:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                self._replayed()
-                return record.output
+                return await self._memo(record)
             if record.status is StepStatus.FAILED:
-                self._replayed()
-                raise _replayed_error(record)
+                raise await self._replayed_failure(record)
             if self._execution.targets:
                 self._execution.targets.discard(key)  # the retried step was reached
             if self._run._retrying is not None:
@@ -352,21 +429,25 @@ class Step:
             raise
         except (UsageError, EventValidationError, StepError) as exc:
             _current_step.reset(token)
-            raise self._fail(record, exc) from exc
+            raise await self._failed(record, exc) from exc
         except RetryAfterError as exc:
             _current_step.reset(token)
             if record.attempts > retries:
-                raise self._fail(record, exc) from exc
+                raise await self._failed(record, exc) from exc
             delay = exc.delay_ms(engine.clock.now_ms())
             record.error = error_info(exc)
             engine.retry_step(self._run, record, engine.clamp_retry_after(delay))
+            if self._execution.hooks is not None:
+                await self._end(record, EMPTY, exc, rerun=False)
             raise self._suspend() from None
         except Exception as exc:
             _current_step.reset(token)
             if record.attempts > retries:
-                raise self._fail(record, exc) from exc
+                raise await self._failed(record, exc) from exc
             record.error = error_info(exc)
             engine.retry_step(self._run, record, None)
+            if self._execution.hooks is not None:
+                await self._end(record, EMPTY, exc, rerun=False)
             raise self._suspend() from None
         except BaseException:
             _current_step.reset(token)
@@ -394,7 +475,17 @@ class Step:
                 record, NonRetriableError(f"step {key!r} returned a value that {exc}")
             ) from None
         self._complete(record, output)
+        if self._execution.hooks is not None:
+            return await self._end(record, output, None, rerun=True)
         return output
+
+    async def _failed(self, record: StepRecord, exc: BaseException) -> StepError:
+        """The step failed for good; with middleware that ends the execution, and the
+        next one replays the failure."""
+        error = self._fail(record, exc)
+        if self._execution.hooks is not None:
+            await self._end(record, EMPTY, exc if isinstance(exc, Exception) else error, rerun=True)
+        return error
 
     def _complete(self, record: StepRecord, output: Any) -> None:
         record.status = StepStatus.COMPLETED
@@ -439,6 +530,12 @@ class Step:
         exactly what a real backend would return.
         """
         if output_type is not None:
+            serializer = self._run.function.serializer
+            if serializer is not None:  # the client's, as the SDK applies it
+                value = await self.run(
+                    step_id, _serialized(fn, serializer, output_type), *args, **kwargs
+                )
+                return cast(T, serializer.deserialize(value, output_type))
             value = await self.run(step_id, _dumped(fn), *args, **kwargs)
             return cast(T, _typed(value, output_type))
         key = self._key(step_id)
@@ -517,7 +614,7 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                self._replayed()
+                await self._memo(record)
                 return
             raise self._suspend()  # still sleeping (a parallel branch woke the run)
         now = self._engine.clock.now_ms()
@@ -530,10 +627,14 @@ class Step:
         record.attempts = 1
         if wake_ms <= now:
             self._complete(record, None)
+            if self._execution.hooks is not None:
+                await self._end(record, None, None, rerun=True)
             return
         record.status = StepStatus.SLEEPING
         record.wake_ms = wake_ms
         self._engine.sleep_step(self._run, record)
+        if self._execution.hooks is not None:
+            await self._end(record, EMPTY, None, rerun=False)
         raise self._suspend()
 
     async def wait_for_event(
@@ -557,8 +658,8 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                self._replayed()
-                return None if record.output is None else _event_from_wire(record.output)
+                found = await self._memo(record)
+                return None if found is None else _event_from_wire(found)
             raise self._suspend()  # still waiting (a parallel branch woke the run)
         if not isinstance(event, str) or not event:
             raise NonRetriableError(
@@ -603,10 +704,14 @@ class Step:
                     raw = getattr(value, "to_dict", None)  # inngest.Event, say
                     value = Event.from_dict(raw() if callable(raw) else value)
                 self._complete(record, None if value is None else value.to_dict())
+                if self._execution.hooks is not None:
+                    await self._end(record, record.output, None, rerun=True)
                 return value  # type: ignore[no-any-return]
         record.status = StepStatus.WAITING
         record.wake_ms = self._engine.clock.now_ms() + ms
         self._engine.wait_step(self._run, record, event, compiled)
+        if self._execution.hooks is not None:
+            await self._end(record, EMPTY, None, rerun=False)
         raise self._suspend()
 
     async def invoke(
@@ -633,7 +738,11 @@ class Step:
                 f"invoke {step_id!r} needs function= to be an eventbus.Function "
                 f"(what create_function returned), got {function!r}"
             )
-        return await self._invoke(step_id, function.id, data, timeout, v)
+        output = await self._invoke(step_id, function.id, data, timeout, v)
+        serializer = self._run.function.serializer
+        if serializer is not None and function.output_type is not None:
+            return serializer.deserialize(output, function.output_type)  # as the SDK does
+        return output
 
     async def invoke_by_id(
         self,
@@ -666,10 +775,11 @@ class Step:
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
-                self._replayed()
-                return record.output
+                return await self._memo(record)
             if record.status is StepStatus.FAILED:
-                self._replayed()
+                hooks = self._replayed()
+                if hooks is not None:
+                    await hooks.before_execution()
                 raise _step_error(record)
             raise self._suspend()  # still waiting (a parallel branch woke the run)
         try:
@@ -694,8 +804,10 @@ class Step:
                     value = mock(dict(data or {})) if callable(mock) else mock
                     output = decode_output(encode_output(value))
                 except Exception as exc:
-                    raise self._fail(record, exc) from exc
+                    raise await self._failed(record, exc) from exc
                 self._complete(record, output)
+                if self._execution.hooks is not None:
+                    return await self._end(record, output, None, rerun=True)
                 return output
         target = engine.registry.functions.get(target_id)
         if target is None:
@@ -712,6 +824,8 @@ class Step:
         record.status = StepStatus.WAITING
         record.wake_ms = engine.clock.now_ms() + ms
         engine.invoke_step(self._run, record, target, payload, v)
+        if self._execution.hooks is not None:
+            await self._end(record, EMPTY, None, rerun=False)
         raise self._suspend()
 
     async def send_event(self, step_id: str, events: Any) -> list[str]:
@@ -719,7 +833,14 @@ class Step:
         same ids are returned."""
         key = self._key(step_id)
         engine = self._engine
-        ids = await self._execute(key, "send_event", lambda: engine.send_events(events))
+        hooks = self._execution.hooks
+        if hooks is None:
+            ids = await self._execute(key, "send_event", lambda: engine.send_events(events))
+        else:
+            items = events if isinstance(events, list) else [events]
+            ids = await self._execute(
+                key, "send_event", lambda: hooks.around_send(items, engine.send_events)
+            )
         if engine.harness is not None:
             for event_id in ids:
                 engine.harness.sent_by.setdefault(event_id, self._run.function.id)

@@ -24,6 +24,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from .._context import ContextSync
 from .._errors import (
     FunctionConfigError,
     NonRetriableError,
@@ -32,6 +33,7 @@ from .._errors import (
     UsageError,
 )
 from .._function import Cancel, Function, Timeouts, TriggerEvent, make_function
+from .._middleware import Kit, MiddlewareSpec, StepOutput
 from .._options import UNSUPPORTED_OPTIONS
 from .._step import ParallelMode
 
@@ -372,21 +374,86 @@ class _Context:
         return f"<inngest-style Context run_id={self.run_id!r} event={self.event.name!r}>"
 
 
-def _adapt(handler: Any, serde: _Serde) -> Callable[..., Any]:
-    guarded = _sdk_errors_out(handler)  # inngest.NonRetriableError & co. at function level
+def _adapt(handler: Any) -> Callable[..., Any]:
+    """The SDK handler, called with the SDK-shaped ctx (see _context), raising
+    eventbus's errors for the SDK's (``inngest.NonRetriableError`` & co.)."""
+    guarded = _sdk_errors_out(handler)
     if inspect.iscoroutinefunction(handler):
 
         async def run_async(ctx: Any) -> Any:
-            return await guarded(_Context(ctx, _Step(ctx.step, serde)))
+            return await guarded(ctx)
 
         run_async.__name__ = getattr(handler, "__name__", "handler")
         return run_async
 
     def run_sync(ctx: Any) -> Any:
-        return guarded(_Context(ctx, _StepSync(ctx.step, serde)))
+        return guarded(ctx)
 
     run_sync.__name__ = getattr(handler, "__name__", "handler")
     return run_sync
+
+
+def _context(serde: _Serde) -> Callable[[Any], _Context]:
+    """Makes the ctx an SDK handler expects from eventbus's ctx."""
+
+    def make(ctx: Any) -> _Context:
+        if isinstance(ctx, ContextSync):
+            return _Context(ctx, _StepSync(ctx.step, serde))
+        return _Context(ctx, _Step(ctx.step, serde))
+
+    return make
+
+
+class _SdkKit(Kit):
+    """What the SDK's middleware expects in its hooks: the SDK's own classes."""
+
+    def __init__(self) -> None:
+        import inngest
+        from inngest._internal import middleware_lib, server_lib, types
+        from inngest._internal.step_lib import base
+
+        self._inngest = inngest
+        self._info = middleware_lib.TransformOutputStepInfo
+        self._opcode = server_lib.Opcode
+        self._output = base.Output
+        self._memoized_error = base.MemoizedError
+        self.empty = types.empty_sentinel
+
+    def memos(self, outputs: dict[str, StepOutput]) -> Any:
+        memos = {}
+        for key, memo in outputs.items():
+            error = None
+            if memo.error is not None:
+                error = self._memoized_error(
+                    message=str(memo.error.get("message", "")),
+                    name=str(memo.error.get("name", "Error")),
+                    stack=memo.error.get("stack"),
+                )
+            memos[key] = self._output(data=memo.data, error=error)
+        return self._inngest.StepMemos(memos)
+
+    def memo_data(self, memos: Any, key: str) -> tuple[bool, Any]:
+        memo = memos._memos.get(key)
+        return (False, None) if memo is None else (True, memo.data)
+
+    def result(self, error: Exception | None, output: Any, step: tuple[str, str] | None) -> Any:
+        info = None
+        if step is not None:
+            info = self._info(id=step[0], op=self._opcode(step[1]), opts=None)
+        return self._inngest.TransformOutputResult(error=error, output=output, step=info)
+
+    def send_result(self, ids: list[str], error: str | None) -> Any:
+        return self._inngest.SendEventsResult(ids=ids, error=error)
+
+    def error_out(self, error: Exception | None) -> Exception | None:
+        if error is None:
+            return None
+        translated = to_sdk_error(error)
+        return error if not isinstance(translated, Exception) else translated
+
+    def error_in(self, error: Exception) -> Exception:
+        translated = from_sdk_error(error)
+        return error if translated is None else translated  # type: ignore[return-value]
 
 
 def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -> list[Function]:
@@ -435,6 +502,10 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
             "yet; it would run without that control"
         )
     serde = _Serde(client)
+    factories = tuple(getattr(fn, "_middleware", None) or ())
+    middleware = None
+    if factories or getattr(client, "middleware", None):
+        middleware = MiddlewareSpec(factories, client, fn, _SdkKit())
     step = config.steps.get("step")
     retries = None if step is None or step.retries is None else step.retries.attempts
     cancel = [
@@ -450,8 +521,10 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
         trigger=triggers,
         name=config.name,
         retries=retries,
-        handler=_adapt(handler, serde),
-        on_failure=None if on_failure is None else _adapt(on_failure, serde),
+        handler=_adapt(handler),
+        on_failure=None if on_failure is None else _adapt(on_failure),
         cancel=cancel or None,
         timeouts=timeouts,
+        middleware=middleware,
+        context=_context(serde),
     )

@@ -12,21 +12,8 @@ import pytest
 
 import eventbus
 
-#: The SDK's top-level names that app code uses (its whole __all__ but the middleware,
-#: serializer and streaming machinery, which eventbus refuses by name instead).
-APP_NAMES = sorted(
-    set(inngest.__all__)
-    - {
-        "Middleware",
-        "MiddlewareSync",
-        "PydanticSerializer",
-        "SendEventsResult",
-        "Serializer",
-        "StepMemos",
-        "Streaming",
-        "TransformOutputResult",
-    }
-)
+#: The SDK's top-level names: every one of them.
+APP_NAMES = sorted(inngest.__all__)
 
 
 @pytest.mark.parametrize("name", APP_NAMES)
@@ -62,13 +49,29 @@ def test_the_sdks_client_keywords_are_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("keyword", "value"),
-    [("serializer", inngest.PydanticSerializer()), ("middleware", [inngest.Middleware])],
+    ("keyword", "value", "problem"),
+    [
+        ("serializer", object(), "no serialize"),
+        ("middleware", inngest.Middleware, "must be a list"),
+        ("middleware", [inngest.Middleware(None, None)], "not a middleware class"),
+    ],
 )
-def test_what_eventbus_does_not_run_is_refused_by_name(keyword: str, value: object) -> None:
-    """serializer= and middleware= are refused with an error naming them, not ignored."""
-    with pytest.raises(eventbus.FunctionConfigError, match=keyword):
+def test_bad_serializer_or_middleware_is_refused_by_name(
+    keyword: str, value: object, problem: str
+) -> None:
+    """A serializer without its methods, or middleware given as an instance, is a
+    FunctionConfigError naming the keyword and the problem."""
+    with pytest.raises(eventbus.FunctionConfigError, match=rf"{keyword}.*{problem}"):
         eventbus.Inngest(app_id="shop", **{keyword: value})
+
+
+def test_the_sdks_serializer_and_middleware_are_accepted() -> None:
+    """The SDK's PydanticSerializer and Middleware classes go into an eventbus client."""
+    client = eventbus.Inngest(
+        app_id="shop", serializer=inngest.PydanticSerializer(), middleware=[inngest.Middleware]
+    )
+    assert client.middleware == [inngest.Middleware]
+    assert isinstance(client.serializer, inngest.PydanticSerializer)
 
 
 def test_the_sdks_create_function_keywords_are_accepted() -> None:
