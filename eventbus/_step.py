@@ -36,7 +36,7 @@ from ._errors import (
 from ._event import Event
 from ._expr import compile_expression
 from ._json import OutputError, decode_output, encode_output, json_copy
-from ._middleware import EMPTY, HookError
+from ._middleware import HookError
 from ._run import StepRecord, StepStatus
 
 if TYPE_CHECKING:
@@ -361,7 +361,13 @@ class Step:
         return _replayed_error(record)
 
     async def _end(
-        self, record: StepRecord, output: Any, error: Exception | None, *, rerun: bool
+        self,
+        record: StepRecord,
+        output: Any,
+        error: Exception | None,
+        *,
+        rerun: bool,
+        op: str | None = None,
     ) -> Any:
         """With middleware, a new step that ended ends the execution, as a request to an
         app on Inngest ends: the hooks fire, and with ``rerun`` the handler runs again
@@ -369,7 +375,7 @@ class Step:
         ``transform_output`` fires (for a step that returned), and the group goes on."""
         hooks = self._execution.hooks
         assert hooks is not None
-        step = (record.id, _OPCODES[record.kind])
+        step = (record.id, op or _OPCODES[record.kind])
         in_branch = _current_branch.get() is not None
         if in_branch:
             if error is not None or not rerun:
@@ -438,7 +444,7 @@ class Step:
             record.error = error_info(exc)
             engine.retry_step(self._run, record, engine.clamp_retry_after(delay))
             if self._execution.hooks is not None:
-                await self._end(record, EMPTY, exc, rerun=False)
+                await self._end(record, None, exc, rerun=False, op="StepError")
             raise self._suspend() from None
         except Exception as exc:
             _current_step.reset(token)
@@ -447,7 +453,7 @@ class Step:
             record.error = error_info(exc)
             engine.retry_step(self._run, record, None)
             if self._execution.hooks is not None:
-                await self._end(record, EMPTY, exc, rerun=False)
+                await self._end(record, None, exc, rerun=False, op="StepError")
             raise self._suspend() from None
         except BaseException:
             _current_step.reset(token)
@@ -484,7 +490,8 @@ class Step:
         next one replays the failure."""
         error = self._fail(record, exc)
         if self._execution.hooks is not None:
-            await self._end(record, EMPTY, exc if isinstance(exc, Exception) else error, rerun=True)
+            cause = exc if isinstance(exc, Exception) else error
+            await self._end(record, None, cause, rerun=True, op="StepFailed")
         return error
 
     def _complete(self, record: StepRecord, output: Any) -> None:
@@ -634,7 +641,7 @@ class Step:
         record.wake_ms = wake_ms
         self._engine.sleep_step(self._run, record)
         if self._execution.hooks is not None:
-            await self._end(record, EMPTY, None, rerun=False)
+            await self._end(record, None, None, rerun=False)
         raise self._suspend()
 
     async def wait_for_event(
@@ -711,7 +718,7 @@ class Step:
         record.wake_ms = self._engine.clock.now_ms() + ms
         self._engine.wait_step(self._run, record, event, compiled)
         if self._execution.hooks is not None:
-            await self._end(record, EMPTY, None, rerun=False)
+            await self._end(record, None, None, rerun=False)
         raise self._suspend()
 
     async def invoke(
@@ -825,7 +832,7 @@ class Step:
         record.wake_ms = engine.clock.now_ms() + ms
         engine.invoke_step(self._run, record, target, payload, v)
         if self._execution.hooks is not None:
-            await self._end(record, EMPTY, None, rerun=False)
+            await self._end(record, None, None, rerun=False)
         raise self._suspend()
 
     async def send_event(self, step_id: str, events: Any) -> list[str]:

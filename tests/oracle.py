@@ -52,7 +52,7 @@ def wait_until(check: Any, what: str, seconds: float) -> Any:
 class RealInngest:
     """The real dev server running ``client``'s functions, served through the bridge."""
 
-    def __init__(self, client: eventbus.Inngest, workdir: Path) -> None:
+    def __init__(self, client: eventbus.Inngest, workdir: Path, sdk_functions: Any = None) -> None:
         import inngest
         import inngest.fast_api
         import uvicorn
@@ -70,7 +70,9 @@ class RealInngest:
             event_api_base_url=self.base,
         )
         app = FastAPI()
-        inngest.fast_api.serve(app, self.sdk, to_inngest(client, self.sdk))
+        # ``sdk_functions(sdk_client)``: functions written for the SDK, served as they are.
+        extra = [] if sdk_functions is None else list(sdk_functions(self.sdk))
+        inngest.fast_api.serve(app, self.sdk, [*to_inngest(client, self.sdk), *extra])
         config = uvicorn.Config(app, host="127.0.0.1", port=app_port, log_level="error")
         self._app_server = uvicorn.Server(config)
         self._app_thread = threading.Thread(
@@ -107,6 +109,7 @@ class RealInngest:
         )
         wait_until(self._healthy, "the Inngest dev server", 60)
         names = {f"{client.app_id}-{f.local_id}" for f in client.functions()}
+        names |= {f"{client.app_id}-{f.local_id}" for f in extra}
         wait_until(lambda: names <= self._synced(), "the app to sync", 60)
 
     def _healthy(self) -> bool:
@@ -207,8 +210,10 @@ class RealInngest:
         self._app_thread.join(timeout=10)
 
 
-def real_inngest(client: eventbus.Inngest, workdir: Path) -> Iterator[RealInngest]:
-    server = RealInngest(client, workdir)
+def real_inngest(
+    client: eventbus.Inngest, workdir: Path, sdk_functions: Any = None
+) -> Iterator[RealInngest]:
+    server = RealInngest(client, workdir, sdk_functions)
     try:
         yield server
     finally:

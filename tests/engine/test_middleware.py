@@ -51,8 +51,9 @@ async def run_one(client: eventbus.Inngest, data: dict[str, Any] | None = None) 
 
 
 async def test_a_retried_step_shows_its_error_then_its_output() -> None:
-    """Each attempt of a flaky step ends an execution: transform_output sees the error,
-    then the output; the function's output last."""
+    """Each attempt of a flaky step ends an execution: transform_output sees the error
+    (op StepError, output None, as the SDK reports it), then the output; the function's
+    output last."""
     log: list[Any] = []
     client = make_client()
     calls = [0]
@@ -72,7 +73,7 @@ async def test_a_retried_step_shows_its_error_then_its_output() -> None:
     assert run.output == "up!"
     outputs = [entry for entry in log if entry[0] == "transform_output"]
     assert outputs == [
-        ("transform_output", ("fetch", "StepRun"), "<empty>", "ConnectionError"),
+        ("transform_output", ("fetch", "StepError"), None, "ConnectionError"),
         ("transform_output", ("fetch", "StepRun"), "up", None),
         ("transform_output", None, "up!", None),
     ]
@@ -84,8 +85,8 @@ async def test_a_retried_step_shows_its_error_then_its_output() -> None:
 
 
 async def test_sleep_wait_and_invoke_end_executions_with_their_opcodes() -> None:
-    """A sleep, a wait and an invoke each end an execution without output; the handler
-    resumes after each with the memoized steps."""
+    """A sleep, a wait and an invoke each end an execution with output None (as the SDK
+    reports them); the handler resumes after each with the memoized steps."""
     log: list[Any] = []
     client = make_client()
 
@@ -105,9 +106,9 @@ async def test_sleep_wait_and_invoke_end_executions_with_their_opcodes() -> None
     assert run.output == [None, 7]
     ends = [entry[1:3] for entry in log if entry[0] == "transform_output"]
     assert ends == [
-        (("nap", "Sleep"), "<empty>"),
-        (("wait", "WaitForEvent"), "<empty>"),
-        (("call", "InvokeFunction"), "<empty>"),
+        (("nap", "Sleep"), None),
+        (("wait", "WaitForEvent"), None),
+        (("call", "InvokeFunction"), None),
         (None, [None, 7]),
     ]
 
@@ -133,6 +134,7 @@ async def test_a_step_failed_for_good_is_replayed_into_the_handler() -> None:
     assert run.status is eventbus.RunStatus.COMPLETED
     assert run.output == "caught ValueError"
     assert log.count("before_response") == 2
+    assert ("transform_output", ("broken", "StepFailed"), None, "ValueError") in log
 
 
 async def test_transform_output_can_replace_clear_or_set_the_functions_error() -> None:
