@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -31,7 +32,16 @@ from .._duration import parse_duration_ms
 from .._errors import FunctionConfigError
 from .._event import Event
 from .._function import Function
-from .._step import ParallelMode
+from .._middleware import (
+    EMPTY,
+    Opcode,
+    SendEventsResult,
+    StepMemos,
+    StepOutput,
+    TransformOutputResult,
+    TransformOutputStepInfo,
+)
+from .._step import ParallelMode, _dumped, _serialized, _typed
 from ._sdk import SUPPORTED_SDK as SUPPORTED_SDK
 from ._sdk import from_inngest as from_inngest
 from ._sdk import from_sdk_error, to_sdk_error, translating
@@ -81,10 +91,12 @@ def _from_sdk() -> Iterator[None]:
 
 
 class _Bridge:
-    """What the adapters share: the converted functions, by eventbus id."""
+    """What the adapters share: the converted functions, by eventbus id, and the
+    eventbus client's serializer."""
 
-    def __init__(self) -> None:
+    def __init__(self, serializer: Any = None) -> None:
         self.functions: dict[str, Any] = {}
+        self.serializer = serializer
 
     def target(self, function: Function) -> Any:
         try:
@@ -96,6 +108,21 @@ class _Bridge:
             ) from None
 
 
+def _typed_run(
+    call: Callable[[], Any], output_type: Any, bridge: _Bridge
+) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
+    """``step.run(..., output_type=T)`` as eventbus applies it (see _serializer): the
+    step's function, and what turns the recorded result back into a T."""
+    if output_type is None:
+        return call, lambda value: value
+    serializer = bridge.serializer
+    if serializer is not None:
+        return _serialized(call, serializer, output_type), lambda value: serializer.deserialize(
+            value, output_type
+        )
+    return _dumped(call), lambda value: _typed(value, output_type)
+
+
 class _Step:
     """eventbus's ``ctx.step`` on top of the SDK's async ``Step``."""
 
@@ -103,9 +130,17 @@ class _Step:
         self._step = step
         self._bridge = bridge
 
-    async def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def run(
+        self,
+        step_id: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        output_type: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        call, load = _typed_run(functools.partial(fn, *args, **kwargs), output_type, self._bridge)
         with _from_sdk():
-            return await self._step.run(step_id, _for_sdk(functools.partial(fn, *args, **kwargs)))
+            return load(await self._step.run(step_id, _for_sdk(call)))
 
     async def sleep(self, step_id: str, duration: datetime.timedelta | int | str) -> None:
         await self._step.sleep(step_id, _ms(duration))
@@ -160,9 +195,17 @@ class _StepSync:
         self._step = step
         self._bridge = bridge
 
-    def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def run(
+        self,
+        step_id: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        output_type: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        call, load = _typed_run(functools.partial(fn, *args, **kwargs), output_type, self._bridge)
         with _from_sdk():
-            return self._step.run(step_id, _for_sdk(functools.partial(fn, *args, **kwargs)))
+            return load(self._step.run(step_id, _for_sdk(call)))
 
     def sleep(self, step_id: str, duration: datetime.timedelta | int | str) -> None:
         self._step.sleep(step_id, _ms(duration))
@@ -237,6 +280,8 @@ class _Context:
 
 def _wrap(function: Function, bridge: _Bridge) -> Callable[..., Any]:
     handler: Any = _for_sdk(function.handler)
+    if function.serializer is not None and function.output_type is not None:
+        handler = _serialized(handler, function.serializer, function.output_type)
     if function.is_async:
 
         async def run_async(ctx: Any) -> Any:
@@ -260,7 +305,7 @@ def to_inngest(client: Any, inngest_client: Any) -> list[Any]:
 
     if not isinstance(client, Inngest):
         raise FunctionConfigError(f"to_inngest() takes an eventbus.Inngest, got {client!r}")
-    bridge = _Bridge()
+    bridge = _Bridge(client.serializer)
     registered = {f.id: f for f in client.functions()}
     failure_ids = {f.on_failure_fn_id for f in registered.values() if f.on_failure_fn_id}
     for function in registered.values():
@@ -293,6 +338,158 @@ def to_inngest(client: Any, inngest_client: Any) -> list[Any]:
             if timeouts is None
             else inngest.Timeouts(start=timeouts.start_ms, finish=timeouts.finish_ms),
             on_failure=on_failure,
+            middleware=_middleware_for_sdk(client, function),
         )
         bridge.functions[function.id] = decorator(_wrap(function, bridge))
     return list(bridge.functions.values())
+
+
+# ---------------------------------------------------------------- middleware
+
+
+def _middleware_for_sdk(client: Any, function: Function) -> list[Any] | None:
+    """The eventbus middleware of ``function`` (its client's, then its own), as SDK
+    middleware factories: the SDK runs their hooks on Inngest, with eventbus's objects."""
+    factories = [*client.middleware]
+    if function.middleware is not None:
+        factories += function.middleware.factories
+    if not factories:
+        return None
+    return [functools.partial(_adapted_middleware, factory, client) for factory in factories]
+
+
+_HOOKS = (
+    "after_execution",
+    "after_send_events",
+    "before_execution",
+    "before_response",
+    "before_send_events",
+    "transform_input",
+    "transform_output",
+)
+
+
+def _adapted_middleware(factory: Any, client: Any, sdk_client: Any, raw_request: object) -> Any:
+    """One eventbus middleware for one request of the SDK's: made with the eventbus
+    client, and wrapped in a middleware of the SDK's that converts what its hooks get."""
+    import inngest
+
+    inner = factory(client, raw_request)
+    is_async = any(inspect.iscoroutinefunction(getattr(inner, h, None)) for h in _HOOKS)
+    base = inngest.Middleware if is_async else inngest.MiddlewareSync
+    adapter = _AsyncAdapter if is_async else _SyncAdapter
+    cls = type(f"eventbus_{type(inner).__name__}", (adapter, base), {})
+    made = cls(sdk_client, raw_request)
+    made._inner = inner
+    return made
+
+
+class _Adapter:
+    """Converts between the SDK's hook arguments and eventbus's."""
+
+    _inner: Any
+
+    def _call(self, name: str, *args: Any) -> Any:
+        hook = getattr(self._inner, name, None)
+        return None if hook is None else hook(*args)
+
+    @staticmethod
+    def _memos(steps: Any) -> StepMemos:
+        return StepMemos(
+            {
+                key: StepOutput(memo.data, None if memo.error is None else memo.error.model_dump())
+                for key, memo in steps._memos.items()
+            }
+        )
+
+    @staticmethod
+    def _memos_back(steps: Any, memos: StepMemos) -> None:
+        for key, memo in steps._memos.items():
+            ours = memos.get(key)
+            if ours is not None:
+                memo.data = ours.data
+
+    @staticmethod
+    def _result(result: Any) -> TransformOutputResult:
+        step = None
+        if result.step is not None:
+            step = TransformOutputStepInfo(result.step.id, Opcode(result.step.op.value))
+        error = result.error
+        if error is not None:
+            translated = from_sdk_error(error)
+            error = translated if isinstance(translated, Exception) else error
+        return TransformOutputResult(error, result.output if result.has_output() else EMPTY, step)
+
+    @staticmethod
+    def _result_back(result: Any, ours: TransformOutputResult) -> None:
+        from inngest._internal import types
+
+        result.output = types.empty_sentinel if ours.output is EMPTY else ours.output
+        error = ours.error
+        if error is not None:
+            translated = to_sdk_error(error)
+            error = translated if isinstance(translated, Exception) else error
+        result.error = error
+
+    @staticmethod
+    def _sent(result: Any) -> SendEventsResult:
+        return SendEventsResult(list(result.ids), result.error)
+
+
+class _SyncAdapter(_Adapter):
+    def after_execution(self) -> None:
+        self._call("after_execution")
+
+    def after_send_events(self, result: Any) -> None:
+        self._call("after_send_events", self._sent(result))
+
+    def before_execution(self) -> None:
+        self._call("before_execution")
+
+    def before_response(self) -> None:
+        self._call("before_response")
+
+    def before_send_events(self, events: list[Any]) -> None:
+        self._call("before_send_events", events)
+
+    def transform_input(self, ctx: Any, function: Any, steps: Any) -> None:
+        memos = self._memos(steps)
+        self._call("transform_input", ctx, function, memos)
+        self._memos_back(steps, memos)
+
+    def transform_output(self, result: Any) -> None:
+        ours = self._result(result)
+        self._call("transform_output", ours)
+        self._result_back(result, ours)
+
+
+async def _awaited(value: Any) -> None:
+    if inspect.isawaitable(value):
+        await value
+
+
+class _AsyncAdapter(_Adapter):
+    async def after_execution(self) -> None:
+        await _awaited(self._call("after_execution"))
+
+    async def after_send_events(self, result: Any) -> None:
+        await _awaited(self._call("after_send_events", self._sent(result)))
+
+    async def before_execution(self) -> None:
+        await _awaited(self._call("before_execution"))
+
+    async def before_response(self) -> None:
+        await _awaited(self._call("before_response"))
+
+    async def before_send_events(self, events: list[Any]) -> None:
+        await _awaited(self._call("before_send_events", events))
+
+    async def transform_input(self, ctx: Any, function: Any, steps: Any) -> None:
+        memos = self._memos(steps)
+        await _awaited(self._call("transform_input", ctx, function, memos))
+        self._memos_back(steps, memos)
+
+    async def transform_output(self, result: Any) -> None:
+        ours = self._result(result)
+        await _awaited(self._call("transform_output", ours))
+        self._result_back(result, ours)

@@ -257,3 +257,116 @@ def test_sync_handler_parity_with_every_step_kind() -> None:
             "parallel": ["one", "two"],
         }
     )
+
+
+# ---------------------------------------------------------------- middleware and serializer
+
+
+def _boxing(log: list[str], *, use_async: bool) -> Any:
+    """An eventbus middleware that boxes step outputs and unboxes them on replay."""
+
+    def transform_input(self: Any, ctx: Any, function: Any, steps: eventbus.StepMemos) -> None:
+        log.append(f"in:{steps.size}")
+        for memo in steps.values():
+            if isinstance(memo.data, dict) and "boxed" in memo.data:
+                memo.data = memo.data["boxed"]
+
+    def transform_output(self: Any, result: eventbus.TransformOutputResult) -> None:
+        step = None if result.step is None else result.step.op.value
+        error = None if result.error is None else type(result.error).__name__
+        log.append(f"out:{step}:{error}")
+        if result.step is not None and result.has_output():
+            result.output = {"boxed": result.output}
+        if isinstance(result.error, KeyError):
+            result.error = eventbus.NonRetriableError("no such key")
+
+    def after_send_events(self: Any, result: eventbus.SendEventsResult) -> None:
+        log.append(f"sent:{len(result.ids)}")
+
+    if use_async:
+
+        async def a_in(self: Any, *args: Any) -> None:
+            transform_input(self, *args)
+
+        async def a_out(self: Any, result: Any) -> None:
+            transform_output(self, result)
+
+        return type(
+            "Boxing", (eventbus.Middleware,), {"transform_input": a_in, "transform_output": a_out}
+        )
+    return type(
+        "Boxing",
+        (eventbus.MiddlewareSync,),
+        {
+            "transform_input": transform_input,
+            "transform_output": transform_output,
+            "after_send_events": after_send_events,
+        },
+    )
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync-hooks", "async-hooks"])
+def test_eventbus_middleware_runs_on_the_sdk(use_async: bool) -> None:
+    """to_inngest gives the SDK the function's middleware (the client's first), wrapped so
+    its hooks get eventbus's objects: memos it changes are what the handler replays."""
+    log: list[str] = []
+    box = _boxing(log, use_async=use_async)
+    client = eventbus.Inngest("mw", middleware=[box])
+
+    @client.create_function(fn_id="sum", trigger=eventbus.TriggerEvent(event="mw/sum"))
+    async def total(ctx: eventbus.Context) -> int:
+        price = await ctx.step.run("price", lambda: 40)
+        return price + 2
+
+    @client.create_function(fn_id="lookup", retries=0, trigger=eventbus.TriggerEvent(event="mw/k"))
+    async def lookup(ctx: eventbus.Context) -> None:
+        raise KeyError("sku")
+
+    sdk = inngest.Inngest(app_id="mw", is_production=False)
+    SDK_CLIENTS.append(sdk)
+    functions = {f.id: f for f in to_inngest(client, sdk)}
+    result = run_official(functions["mw-sum"], inngest.Event(name="mw/sum"))
+    assert result.status is official.Status.COMPLETED, result.error
+    assert result.output == 42
+    # The SDK's mocked runner plans a step in one request and runs it in the next.
+    assert log == [
+        "in:0",
+        "out:StepPlanned:None",
+        "in:0",
+        "out:StepRun:None",
+        "in:1",
+        "out:None:None",
+    ]
+
+    log.clear()
+    failed = run_official(functions["mw-lookup"], inngest.Event(name="mw/k"))
+    assert failed.status is official.Status.FAILED
+    assert isinstance(failed.error, inngest.NonRetriableError)  # what the middleware put
+    assert log == ["in:0", "out:None:KeyError"]
+
+
+def test_step_output_type_and_serializer_carry_over_to_the_sdk() -> None:
+    """The eventbus client's serializer applies to output_type on the SDK too."""
+    pydantic = pytest.importorskip("pydantic")
+
+    class Item(pydantic.BaseModel):  # type: ignore[name-defined,misc]
+        sku: str
+
+    for serializer in (None, eventbus.PydanticSerializer()):
+        client = eventbus.Inngest("ser", serializer=serializer)
+        plain = serializer is None
+
+        @client.create_function(
+            fn_id="item", trigger=eventbus.TriggerEvent(event="ser/i"), output_type=Item
+        )
+        async def item(ctx: eventbus.Context, plain: bool = plain) -> Any:
+            made = await ctx.step.run("make", lambda: Item(sku="a"), output_type=Item)
+            assert isinstance(made, Item)
+            return made.model_dump() if plain else made
+
+        sdk = inngest.Inngest(app_id="ser", is_production=False)
+        SDK_CLIENTS.append(sdk)
+        (fn,) = to_inngest(client, sdk)
+        result = run_official(fn, inngest.Event(name="ser/i"))
+        assert result.status is official.Status.COMPLETED, result.error
+        assert result.output == {"sku": "a"}

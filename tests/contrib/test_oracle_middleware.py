@@ -1,7 +1,8 @@
-"""Middleware hooks on the real Inngest server and on eventbus, compared: one function
-written for the official SDK, with a middleware recording every hook and every line of
-the handler, run on ``inngest dev`` (served by the SDK) and on eventbus (through
-``running()``); the two records must be the same.
+"""Middleware hooks on the real Inngest server and on eventbus, compared. A function
+written for the official SDK, with the SDK's middleware recording every hook and every
+line of the handler, runs on ``inngest dev`` (served by the SDK) and on eventbus (through
+``running()``); and an eventbus function with eventbus middleware runs on eventbus and on
+``inngest dev`` (through ``to_inngest``). Each pair of records must be the same.
 
 Needs INNGEST_BIN (``.ci/run`` sets it); skipped otherwise.
 """
@@ -91,11 +92,67 @@ async def _flaky() -> str:
 flaky_calls: list[int] = []
 
 
+class NativeRecorder(eventbus.Middleware):
+    """eventbus's own middleware (async hooks), recording what it sees."""
+
+    async def transform_input(self, ctx: Any, function: Any, steps: eventbus.StepMemos) -> None:
+        record.append(f"native transform_input memos={steps.size}")
+        for memo in steps.values():  # unwrap what transform_output wrapped
+            if isinstance(memo.data, dict) and "boxed" in memo.data:
+                memo.data = memo.data["boxed"]
+
+    async def before_execution(self) -> None:
+        record.append("native before_execution")
+
+    async def after_execution(self) -> None:
+        record.append("native after_execution")
+
+    async def transform_output(self, result: eventbus.TransformOutputResult) -> None:
+        step = None if result.step is None else (result.step.id, result.step.op.value)
+        error = None if result.error is None else type(result.error).__name__
+        record.append(f"native transform_output {step} {error}")
+        if step is not None and step[1] == "StepRun" and error is None:
+            result.output = {"boxed": result.output}
+
+    async def before_response(self) -> None:
+        record.append("native before_response")
+
+
+native = eventbus.Inngest("oracle-mw", middleware=[NativeRecorder])
+
+
+@native.create_function(fn_id="native", retries=0, trigger=eventbus.TriggerEvent(event="o/native"))
+async def native_fn(ctx: eventbus.Context) -> int:
+    record.append("native fn: start")
+    price = await ctx.step.run("price", lambda: 40)
+    tax = await ctx.step.run("tax", lambda: 2)
+    record.append(f"native fn: {price}+{tax}")
+    return price + tax
+
+
 @pytest.fixture(scope="module")
 def mw_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealInngest]:
-    yield from real_inngest(
-        eventbus.Inngest("oracle-mw"), tmp_path_factory.mktemp("inngest-mw"), make_functions
-    )
+    yield from real_inngest(native, tmp_path_factory.mktemp("inngest-mw"), make_functions)
+
+
+def test_eventbus_middleware_matches_the_real_server(mw_server: RealInngest) -> None:
+    """eventbus middleware runs on Inngest through to_inngest as it runs in-process."""
+    record.clear()
+    (run,) = mw_server.runs(mw_server.send({"name": "o/native"}))
+    assert run["status"] == "Completed"
+    assert run["output"] in (42, "42")
+    theirs = list(record)
+    record.clear()
+
+    async def main() -> None:
+        async with eventbus.testing.running(native) as bus:
+            await bus.send({"name": "o/native"})
+            await bus.settle()
+            assert bus.outputs("native") == [42]
+
+    anyio.run(main)
+    assert record == theirs
+    assert "native fn: 40+2" in record
 
 
 def test_middleware_hooks_match_the_real_server(mw_server: RealInngest) -> None:
