@@ -303,9 +303,10 @@ class Step:
             # outer step's function can swallow it; the run fails.
             raise FailRun(
                 NonRetriableError(
-                    f"step {step_id!r} was called inside step {_current_step.get()!r}; steps "
+                    "Nested steps are not supported. "  # the SDK's words, then ours
+                    f"(step {step_id!r} was called inside step {_current_step.get()!r}; steps "
                     "cannot be nested: call it from the handler, after the enclosing "
-                    "step.run returns"
+                    "step.run returns)"
                 )
             )
         counts = self._execution.counts

@@ -375,19 +375,24 @@ class _Context:
 
 
 def _adapt(handler: Any) -> Callable[..., Any]:
-    """The SDK handler, called with the SDK-shaped ctx (see _context), raising
+    """The SDK handler, called with the SDK-shaped ctx (see _context) and its step tools
+    in the SDK's step context (``inngest.experimental.get_step_context``), raising
     eventbus's errors for the SDK's (``inngest.NonRetriableError`` & co.)."""
+    from inngest.experimental import set_step_context  # for get_step_context() & @step
+
     guarded = _sdk_errors_out(handler)
     if inspect.iscoroutinefunction(handler):
 
         async def run_async(ctx: Any) -> Any:
-            return await guarded(ctx)
+            with set_step_context(ctx.step):
+                return await guarded(ctx)
 
         run_async.__name__ = getattr(handler, "__name__", "handler")
         return run_async
 
     def run_sync(ctx: Any) -> Any:
-        return guarded(ctx)
+        with set_step_context(ctx.step):
+            return guarded(ctx)
 
     run_sync.__name__ = getattr(handler, "__name__", "handler")
     return run_sync
