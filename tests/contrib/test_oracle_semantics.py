@@ -8,6 +8,7 @@ the server, so every function here has retries=0 and no sleeps.
 from __future__ import annotations
 
 import datetime
+import json
 import threading
 import time
 from collections import Counter
@@ -136,6 +137,29 @@ def waves(ctx: eventbus.ContextSync) -> str:
     return "waves done"
 
 
+@flow.create_function(fn_id="race", retries=0, trigger=eventbus.TriggerEvent(event="o/race"))
+async def race(ctx: eventbus.Context) -> Any:
+    async def step(name: str, delay: float) -> str:
+        await anyio.sleep(delay)  # real time: the slow branch holds its step
+        order.append(name)
+        return name
+
+    async def fast() -> list[str]:
+        return [
+            await ctx.step.run("a.1", step, "a.1", 0),
+            await ctx.step.run("a.2", step, "a.2", 0),
+        ]
+
+    async def slow() -> list[str]:
+        return [
+            await ctx.step.run("b.1", step, "b.1", 1.0),
+            await ctx.step.run("b.2", step, "b.2", 0),
+        ]
+
+    results = await ctx.group.parallel((fast, slow), parallel_mode=eventbus.ParallelMode.RACE)
+    return list(results)
+
+
 @flow.create_function(
     fn_id="cancellable",
     retries=0,
@@ -186,6 +210,29 @@ def test_parallel_waves_match_the_real_server(flow_server: RealInngest) -> None:
     anyio.run(main)
     assert in_waves(theirs), theirs
     assert in_waves(order), order
+
+
+def test_race_mode_matches_the_real_server(flow_server: RealInngest) -> None:
+    """RACE: the fast branch's second step does not wait for the slow branch's first
+    (no wave barrier), and the group gives every branch's result, on both."""
+    order.clear()
+    (run,) = flow_server.runs(flow_server.send({"name": "o/race"}))
+    theirs = list(order)
+    assert run["status"] == "Completed"
+    their_output = run["output"]
+    order.clear()
+
+    async def main() -> list[Any]:
+        async with eventbus.testing.running(flow, clock=eventbus.SystemClock()) as bus:
+            await bus.send({"name": "o/race"})
+            await bus.settle()
+            return bus.outputs("race")
+
+    (ours,) = anyio.run(main)
+    assert theirs == order == ["a.1", "a.2", "b.1", "b.2"]
+    expected = [["a.1", "a.2"], ["b.1", "b.2"]]
+    assert ours == expected
+    assert (json.loads(their_output) if isinstance(their_output, str) else their_output) == expected
 
 
 def test_a_cancel_event_during_execution_matches_the_real_server(flow_server: RealInngest) -> None:
