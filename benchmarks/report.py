@@ -68,16 +68,22 @@ def dedup_table(benches: list[dict[str, Any]]) -> list[str]:
 
 
 def steps_table(benches: list[dict[str, Any]]) -> list[str]:
-    lines = ["| backend | steps per run | µs per step |", "|---|---|---|"]
-    rows = []
+    lines = [
+        "| backend | steps per run | µs per step | with middleware | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    found: dict[tuple[str, int], dict[bool, float]] = defaultdict(dict)
     for bench in benches:
         info = bench["extra_info"]
         if "steps" not in info:
             continue
         per_step = bench["stats"]["median"] / (info["steps"] * info["runs"]) * 1e6
-        rows.append((info["backend"], info["steps"], per_step))
-    for backend, steps, per_step in sorted(rows):
-        lines.append(f"| {backend} | {steps} | {per_step:.1f} |")
+        found[(info["backend"], info["steps"])][bool(info.get("middleware"))] = per_step
+    for (backend, steps), cost in sorted(found.items()):
+        plain, with_mw = cost.get(False), cost.get(True)
+        ratio = f"{with_mw / plain:.1f}x" if plain and with_mw else "n/a"
+        cells = [f"{c:.1f}" if c is not None else "n/a" for c in (plain, with_mw)]
+        lines.append(f"| {backend} | {steps} | {cells[0]} | {cells[1]} | {ratio} |")
     return lines
 
 
