@@ -251,5 +251,30 @@ async def test_ended_runs_leave_no_timers_behind() -> None:
         await client.settle(advance_time=True)
         engine = client.engine
         assert engine._next_timer() is None
-        assert not engine._dead_timers
+        assert not engine._timers._dead
         assert all(not run._timers for run in client.runs())
+
+
+async def test_one_event_that_cancels_a_run_and_matches_its_wait() -> None:
+    """An event that is both a run's cancel rule and what it waits for cancels the run
+    (the rule came first) and leaves the engine whole: its wait is dropped with it."""
+    client = make_client()
+
+    @client.create_function(
+        fn_id="f",
+        trigger=eventbus.TriggerEvent(event="shop/order.created"),
+        cancel=[eventbus.Cancel(event="shop/order.closed")],
+    )
+    async def f(ctx: eventbus.Context) -> str:
+        await ctx.step.wait_for_event("closed", event="shop/order.closed", timeout="1h")
+        return "resumed"
+
+    async with client:
+        await client.send({"name": "shop/order.created"})
+        await client.settle()
+        await client.send({"name": "shop/order.closed"})
+        await client.settle(advance_time=True)
+        (run,) = client.runs(f.id)
+        assert run.status is eventbus.RunStatus.CANCELLED
+        await client.send({"name": "shop/order.closed"})  # the engine still works
+        assert not client.engine._pauses

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import heapq
 import logging
 import math
 import random
@@ -46,10 +45,9 @@ import anyio.to_thread
 import sniffio
 from anyio.lowlevel import checkpoint
 
-from ._clock import Clock, VirtualClock
-from ._context import Context, ContextSync
-from ._dedup import DedupIndex
-from ._errors import (
+from .._clock import Clock, VirtualClock
+from .._context import Context, ContextSync
+from .._errors import (
     EngineNotRunningError,
     NonRetriableError,
     RetryAfterError,
@@ -57,9 +55,9 @@ from ._errors import (
     UsageError,
     error_info,
 )
-from ._event import StoredEvent, make_stored
-from ._expr import CLOCK_KEY, CompiledExpression
-from ._function import (
+from .._event import StoredEvent, make_stored
+from .._expr import CLOCK_KEY, CompiledExpression
+from .._function import (
     CANCELLED_EVENT,
     FAILED_EVENT,
     FINISHED_EVENT,
@@ -67,34 +65,23 @@ from ._function import (
     Function,
     Registry,
 )
-from ._ids import UlidGenerator
-from ._json import OutputError, decode_output, encode_output
-from ._middleware import HookError, Hooks, StepOutput
-from ._run import Run, RunStatus, StepRecord, StepStatus
-from ._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
+from .._ids import UlidGenerator
+from .._json import OutputError, decode_output, encode_output
+from .._middleware import HookError, Hooks, StepOutput
+from .._run import Run, RunStatus, StepRecord, StepStatus
+from .._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
+from ..stores import MemoryStore
+from ._harness import Harness
+from ._pauses import CANCEL, FAIL, Pause, Pauses
+from ._policy import backoff_ms, clamp_retry_after
+from ._timers import Timers
 
 if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio depends on
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
 
 if TYPE_CHECKING:
-    from ._event import EventBatch
+    from .._event import EventBatch
 
-#: Delay after failed attempt n (0-based), before jitter: Inngest's backoff table.
-BACKOFF_MS = (
-    15_000,
-    30_000,
-    60_000,
-    120_000,
-    300_000,
-    600_000,
-    1_200_000,
-    2_400_000,
-    3_600_000,
-    7_200_000,
-)
-MAX_JITTER_MS = 30_000
-MIN_RETRY_AFTER_MS = 1_000
-MAX_RETRY_AFTER_MS = 86_400_000
 MAX_IDLE_WORKERS = 8
 SYNC_THREADS = 40
 YIELD_EVERY = 64
@@ -114,14 +101,6 @@ _ENGINE: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
 AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
-
-
-def _internal_id(event: StoredEvent) -> str:
-    return event.internal_id
-
-
-def _run_id(run: Run) -> str:
-    return run.run_id
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -162,66 +141,6 @@ async def _cancelled_for_real() -> bool:
     return False
 
 
-def backoff_ms(attempt: int, rng: random.Random) -> int:
-    """The delay before retrying after failed attempt ``attempt`` (0-based), with jitter."""
-    return BACKOFF_MS[min(attempt, len(BACKOFF_MS) - 1)] + rng.randint(0, MAX_JITTER_MS)
-
-
-class Harness:
-    """What eventbus.testing attaches to an engine: mocks, capture, and records.
-
-    The engine consults it only when it is set, so production engines pay nothing.
-    """
-
-    def __init__(self) -> None:
-        #: (function id, step id) -> a value, or a callable taking the step's arguments.
-        self.step_mocks: dict[tuple[str, str], Any] = {}
-        #: function id -> runs recorded but not executed (capture mode).
-        self.captured: dict[str, list[Run]] = {}
-        #: event internal id -> [(function id, decision, detail)] (see explain()).
-        self.decisions: dict[str, list[tuple[str, str, str]]] = {}
-        #: user event id -> internal id of the first event with it (for explain()).
-        self.first_with_id: dict[str, str] = {}
-        #: every step.run execution: (function id, run id, step id, args, kwargs, outcome).
-        self.step_calls: list[dict[str, Any]] = []
-        #: event internal id -> function id that sent it with step.send_event.
-        self.sent_by: dict[str, str] = {}
-        #: If set, wait_for_event and invoke must be mocked (the mocked-runner contract).
-        self.require_stubs = False
-
-    def mock_for(self, function_id: str, step_key: str) -> tuple[bool, Any]:
-        mocks = self.step_mocks
-        if (function_id, step_key) in mocks:
-            return True, mocks[function_id, step_key]
-        base = step_key.split(":", 1)[0]
-        if (function_id, base) in mocks:
-            return True, mocks[function_id, base]
-        return False, None
-
-
-class Pause:
-    """A run waiting in ``wait_for_event`` (an expression) or ``invoke`` (a correlation id)."""
-
-    __slots__ = ("cancels", "correlation_id", "done", "expression", "record", "run", "timer")
-
-    def __init__(
-        self,
-        run: Run,
-        record: StepRecord | None,
-        expression: CompiledExpression | None,
-        correlation_id: str | None = None,
-        *,
-        cancels: bool = False,
-    ) -> None:
-        self.run = run
-        self.record = record
-        self.expression = expression
-        self.correlation_id = correlation_id
-        self.cancels = cancels  # a cancel rule, not a step waiting
-        self.done = False
-        self.timer: int | None = None
-
-
 class Engine:
     """One running engine: the records, the dedup index, the queue and the workers."""
 
@@ -237,6 +156,7 @@ class Engine:
         max_queued_runs: int | None = None,
         max_concurrency: int | None = None,
         shutdown_timeout: float = math.inf,
+        store: MemoryStore | None = None,
     ) -> None:
         self.registry = registry
         #: Validates what a run sends (``step.send_event``) against the client's limits.
@@ -257,21 +177,13 @@ class Engine:
         self.event_retention = event_retention
         self._seed = seed
         self._random: random.Random | None = None  # made on first use: seeding costs ~9 us
-        self.dedup = DedupIndex()
+        #: Events, dedup claims and runs (see eventbus.stores).
+        self.store = store if store is not None else MemoryStore()
+        self.store.bind(event_retention)
+        self.dedup = self.store.dedup
+        self._store = self.store.add_event
+        self._record_run = self.store.add_run
         self._ids = UlidGenerator()
-        self._events: dict[str, StoredEvent] = {}
-        self._runs: dict[str, Run] = {}
-        self._runs_by_event: dict[str, list[Run]] = {}
-        self._pins: dict[str, int] = {}
-        # Arrival order, for pruning: popping the front of a dict is not O(1).
-        self._event_order: deque[str] = deque()
-        self._run_order: deque[str] = deque()
-        self._held_events: dict[str, StoredEvent] = {}
-        self._held_runs: dict[str, Run] = {}
-        self._runs_reordered = False
-        self._finished_runs = 0
-        # Prune in batches (an eighth of the retention) so the cost is amortized.
-        self._prune_at = event_retention + (event_retention >> 3) + 16
         self._ready: deque[Run] = deque()
         self._active = 0  # runs queued or executing
         self._idle = 0
@@ -285,11 +197,8 @@ class Engine:
         self._wake = anyio.Event()
         self._wake_pending = False
         self._settled: anyio.Event | None = None
-        self._timers: list[tuple[int, int, Callable[[], None], Run]] = []
-        self._pauses: dict[str, list[Pause]] = {}
-        self._run_pauses: dict[str, list[tuple[str, Pause]]] = {}
-        self._timer_seq = 0
-        self._dead_timers: set[int] = set()
+        self._timers = Timers()
+        self._pauses = Pauses()
         self._timer_changed: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._thread: int | None = None
@@ -347,10 +256,7 @@ class Engine:
 
     def unfinished_runs(self) -> list[Run]:
         """Runs not yet COMPLETED, FAILED or CANCELLED, oldest first."""
-        runs = [run for run in self._runs.values() if not run.status.is_finished]
-        runs.extend(run for run in self._held_runs.values() if not run.status.is_finished)
-        runs.sort(key=_run_id)
-        return runs
+        return self.store.unfinished_runs()
 
     def report_unfinished(self, why: str) -> None:
         """Warn, naming each unfinished run (up to REPORT_RUNS) and its status."""
@@ -505,27 +411,6 @@ class Engine:
         if self.registry.cache.get(name) != ():  # usually no function listens
             self._fan_out(stored, now)
 
-    def _store(self, stored: StoredEvent) -> None:
-        events = self._events
-        events[stored.internal_id] = stored
-        self._event_order.append(stored.internal_id)
-        if len(events) > self._prune_at:
-            self._prune_events()
-
-    def _prune_events(self) -> None:
-        # Drop the oldest events beyond the retention. An event that an active run still
-        # needs is moved aside to _held (never scanned again) and dropped when its last
-        # run finishes, so pruning costs O(1) amortized per event.
-        events = self._events
-        order = self._event_order
-        held = self._held_events
-        pins = self._pins
-        while len(events) > self.event_retention:
-            internal_id = order.popleft()
-            stored = events.pop(internal_id)
-            if internal_id in pins:
-                held[internal_id] = stored
-
     def _fan_out(self, stored: StoredEvent, now: int) -> None:
         matches = self.registry.matching(stored.name)
         harness = self.harness
@@ -605,60 +490,11 @@ class Engine:
         self._enqueue(run)
         return run
 
-    def _record_run(self, run: Run) -> None:
-        self._runs[run.run_id] = run
-        self._run_order.append(run.run_id)
-        pins = self._pins
-        for event in run.events:
-            key = event.internal_id
-            pins[key] = pins.get(key, 0) + 1
-            by_event = self._runs_by_event.get(key)
-            if by_event is None:
-                self._runs_by_event[key] = [run]
-            else:
-                by_event.append(run)
-
     def _release_run(self, run: Run) -> None:
-        if run.run_id in self._run_pauses:
+        if run.run_id in self._pauses.by_run:
             self._drop_pauses(run)
-        if run._timers:
-            self._dead_timers.update(run._timers)
-            run._timers.clear()
-        pins = self._pins
-        for event in run.events:
-            key = event.internal_id
-            count = pins[key] - 1
-            if count:
-                pins[key] = count
-            else:
-                del pins[key]
-                self._held_events.pop(key, None)
-        held = self._held_runs.pop(run.run_id, None)
-        if held is not None:
-            # It was moved aside while active; it is now the most recently finished run.
-            self._runs[run.run_id] = run
-            self._run_order.append(run.run_id)
-            self._runs_reordered = True
-        self._finished_runs += 1
-        if self._finished_runs > self._prune_at:
-            self._prune_runs()
-
-    def _prune_runs(self) -> None:
-        runs = self._runs
-        order = self._run_order
-        while self._finished_runs > self.event_retention:
-            run_id = order.popleft()
-            run = runs.pop(run_id)
-            if not run.status.is_finished:
-                self._held_runs[run_id] = run
-                continue
-            self._finished_runs -= 1
-            for event in run.events:
-                by_event = self._runs_by_event.get(event.internal_id)
-                if by_event is not None:
-                    by_event.remove(run)
-                    if not by_event:
-                        del self._runs_by_event[event.internal_id]
+        self._timers.cancel_all(run)
+        self.store.run_ended(run)
 
     # ------------------------------------------------------------------ scheduling
 
@@ -860,38 +696,20 @@ class Engine:
 
     def _add_timer(self, run: Run, due_ms: int, callback: Callable[[], None]) -> int:
         """Call ``callback`` at ``due_ms``; every timer belongs to a run and dies with it."""
-        self._timer_seq += 1
-        seq = self._timer_seq
-        heapq.heappush(self._timers, (due_ms, seq, callback, run))
-        run._timers.add(seq)
-        if self._timers[0][1] == seq and self._timer_changed is not None:
+        seq, earliest = self._timers.add(run, due_ms, callback)
+        if earliest and self._timer_changed is not None:
             self._timer_changed.set()
         return seq
 
     def _cancel_timer(self, run: Run, seq: int) -> None:
-        if seq in run._timers:
-            run._timers.discard(seq)
-            self._dead_timers.add(seq)
+        self._timers.cancel(run, seq)
 
     def _next_timer(self) -> int | None:
-        """The due time of the earliest live timer (dead ones are dropped on the way)."""
-        timers = self._timers
-        dead = self._dead_timers
-        while timers and timers[0][1] in dead:
-            dead.discard(heapq.heappop(timers)[1])
-        return timers[0][0] if timers else None
+        return self._timers.next_due()
 
     def _fire_due(self) -> None:
-        timers = self._timers
-        dead = self._dead_timers
-        now = self.clock.now_ms()
-        while timers and timers[0][0] <= now:
-            _, seq, callback, run = heapq.heappop(timers)
-            if seq in dead:
-                dead.discard(seq)
-            else:
-                run._timers.discard(seq)
-                callback()
+        for callback in self._timers.pop_due(self.clock.now_ms()):
+            callback()
 
     def _on_clock_advance(self) -> None:
         if threading.get_ident() == self._thread:
@@ -1078,10 +896,8 @@ class Engine:
             raise error
         return None if output is hooks.kit.empty else output
 
-    @staticmethod
-    def clamp_retry_after(delay_ms: int) -> int:
-        """Inngest clamps RetryAfterError delays to 1 s .. 24 h."""
-        return min(max(delay_ms, MIN_RETRY_AFTER_MS), MAX_RETRY_AFTER_MS)
+    #: Inngest clamps RetryAfterError delays to 1 s .. 24 h (see _policy).
+    clamp_retry_after = staticmethod(clamp_retry_after)
 
     def retry_step(self, run: Run, record: StepRecord, delay: int | None) -> None:
         """Schedule the next attempt of a failed step (the run re-executes then)."""
@@ -1240,25 +1056,16 @@ class Engine:
         self._announce_end(run, now)
 
     def _add_pause(self, name: str, pause: Pause) -> None:
-        self._pauses.setdefault(name, []).append(pause)
-        self._run_pauses.setdefault(pause.run.run_id, []).append((name, pause))
+        self._pauses.add(name, pause)
 
     def _remove_pause(self, name: str, pause: Pause) -> None:
-        pause.done = True
         if pause.timer is not None:
             self._cancel_timer(pause.run, pause.timer)
-        waiting = self._pauses[name]
-        waiting.remove(pause)
-        if not waiting:
-            del self._pauses[name]
-        mine = self._run_pauses[pause.run.run_id]
-        mine.remove((name, pause))
-        if not mine:
-            del self._run_pauses[pause.run.run_id]
+        self._pauses.remove(name, pause)
 
     def _drop_pauses(self, run: Run) -> None:
         """Forget the waits of a run that has ended (a lost race branch, say)."""
-        for name, pause in list(self._run_pauses.get(run.run_id, ())):
+        for name, pause in self._pauses.of_run(run):
             self._remove_pause(name, pause)
 
     def _resume(self, pause: Pause, output: dict[str, Any] | None) -> None:
@@ -1279,34 +1086,18 @@ class Engine:
         self._enqueue(run)
 
     def _match_pauses(self, stored: StoredEvent) -> None:
-        """Resume every run waiting for ``stored`` whose condition holds."""
-        waiting = self._pauses.get(stored.name)
-        if not waiting:
-            return
-        candidate = stored.expr_view()
-        for pause in list(waiting):
-            if pause.correlation_id is not None:
-                data = stored.data
-                if data.get("correlation_id") != pause.correlation_id:
-                    continue
-                self._remove_pause(stored.name, pause)
-                if "error" in data:
-                    self._fail_step(pause, data["error"])
-                else:
-                    self._resume(pause, data.get("result"))
-                continue
-            run = pause.run
-            if any(e.internal_id == stored.internal_id for e in run.events):
-                continue  # a run's own triggering event never resumes it
-            if pause.expression is not None and not pause.expression.matches(
-                {"event": run.events[0].expr_view(), "async": candidate, CLOCK_KEY: self.clock}
-            ):
-                continue
+        """End every pause ``stored`` matches: resume the waits, fail or complete the
+        invokes, cancel the runs whose cancel rule it is."""
+        for pause, action, value in self._pauses.decide(stored, self.clock):
+            if pause.done:
+                continue  # ended by an earlier decision (its run was cancelled)
             self._remove_pause(stored.name, pause)
-            if pause.cancels:
-                self.cancel_run(run, interrupt=False)
+            if action == CANCEL:
+                self.cancel_run(pause.run, interrupt=False)
+            elif action == FAIL:
+                self._fail_step(pause, value)
             else:
-                self._resume(pause, stored.wire())
+                self._resume(pause, value)
 
     def _end_sleep(self, run: Run, record: StepRecord) -> None:
         record.status = StepStatus.COMPLETED
@@ -1410,25 +1201,13 @@ class Engine:
     # ------------------------------------------------------------------ records
 
     def get_event(self, internal_id: str) -> StoredEvent | None:
-        found = self._events.get(internal_id)
-        if found is None:
-            found = self._held_events.get(internal_id)
-        return found
+        return self.store.get_event(internal_id)
 
     def events(self, name: str | None = None) -> list[StoredEvent]:
-        events: list[StoredEvent] = list(self._events.values())
-        if self._held_events:
-            # Ids from one generator sort in arrival order.
-            events = sorted([*self._held_events.values(), *events], key=_internal_id)
-        if name is None:
-            return events
-        return [event for event in events if event.name == name]
+        return self.store.events(name)
 
     def get_run(self, run_id: str) -> Run | None:
-        found = self._runs.get(run_id)
-        if found is None:
-            found = self._held_runs.get(run_id)
-        return found
+        return self.store.get_run(run_id)
 
     def runs(
         self,
@@ -1436,16 +1215,4 @@ class Engine:
         event_id: str | None = None,
         status: RunStatus | None = None,
     ) -> list[Run]:
-        source: list[Run]
-        if event_id is not None:
-            source = list(self._runs_by_event.get(event_id, ()))
-        else:
-            source = list(self._runs.values())
-            if self._held_runs or self._runs_reordered:
-                source = sorted([*self._held_runs.values(), *source], key=_run_id)
-        return [
-            run
-            for run in source
-            if (function_id is None or run.function.id == function_id)
-            and (status is None or run.status is status)
-        ]
+        return self.store.runs(function_id, event_id, status)

@@ -1,0 +1,40 @@
+"""What eventbus.testing attaches to an engine (step mocks, capture, decision records)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._run import Run
+
+
+class Harness:
+    """What eventbus.testing attaches to an engine: mocks, capture, and records.
+
+    The engine consults it only when it is set, so production engines pay nothing.
+    """
+
+    def __init__(self) -> None:
+        #: (function id, step id) -> a value, or a callable taking the step's arguments.
+        self.step_mocks: dict[tuple[str, str], Any] = {}
+        #: function id -> runs recorded but not executed (capture mode).
+        self.captured: dict[str, list[Run]] = {}
+        #: event internal id -> [(function id, decision, detail)] (see explain()).
+        self.decisions: dict[str, list[tuple[str, str, str]]] = {}
+        #: user event id -> internal id of the first event with it (for explain()).
+        self.first_with_id: dict[str, str] = {}
+        #: every step.run execution: (function id, run id, step id, args, kwargs, outcome).
+        self.step_calls: list[dict[str, Any]] = []
+        #: event internal id -> function id that sent it with step.send_event.
+        self.sent_by: dict[str, str] = {}
+        #: If set, wait_for_event and invoke must be mocked (the mocked-runner contract).
+        self.require_stubs = False
+
+    def mock_for(self, function_id: str, step_key: str) -> tuple[bool, Any]:
+        mocks = self.step_mocks
+        if (function_id, step_key) in mocks:
+            return True, mocks[function_id, step_key]
+        base = step_key.split(":", 1)[0]
+        if (function_id, base) in mocks:
+            return True, mocks[function_id, base]
+        return False, None

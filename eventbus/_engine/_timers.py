@@ -1,0 +1,69 @@
+"""The engine's timers: a heap of (due time, sequence, callback, run).
+
+Every timer belongs to a run (``run._timers`` holds its live sequence numbers) and dies
+with it. Cancelling marks a timer dead; dead timers are dropped lazily when they reach
+the top of the heap. No clock is read here: callers say what time it is.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._run import Run
+
+
+class Timers:
+    """Due callbacks, ordered by time, then by when they were added."""
+
+    __slots__ = ("_dead", "_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Callable[[], None], Run]] = []
+        self._seq = 0
+        self._dead: set[int] = set()
+
+    def add(self, run: Run, due_ms: int, callback: Callable[[], None]) -> tuple[int, bool]:
+        """Add a timer; returns its sequence number, and whether it is now the earliest."""
+        self._seq += 1
+        seq = self._seq
+        heapq.heappush(self._heap, (due_ms, seq, callback, run))
+        run._timers.add(seq)
+        return seq, self._heap[0][1] == seq
+
+    def cancel(self, run: Run, seq: int) -> None:
+        if seq in run._timers:
+            run._timers.discard(seq)
+            self._dead.add(seq)
+
+    def cancel_all(self, run: Run) -> None:
+        """Every timer of ``run`` (it has ended)."""
+        if run._timers:
+            self._dead.update(run._timers)
+            run._timers.clear()
+
+    def next_due(self) -> int | None:
+        """The due time of the earliest live timer (dead ones are dropped on the way)."""
+        heap = self._heap
+        dead = self._dead
+        while heap and heap[0][1] in dead:
+            dead.discard(heapq.heappop(heap)[1])
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now_ms: int) -> Iterator[Callable[[], None]]:
+        """The callbacks of the live timers due at ``now_ms``, earliest first (each is
+        taken off as it is yielded, so a callback may add timers)."""
+        heap = self._heap
+        dead = self._dead
+        while heap and heap[0][0] <= now_ms:
+            _, seq, callback, run = heapq.heappop(heap)
+            if seq in dead:
+                dead.discard(seq)
+            else:
+                run._timers.discard(seq)
+                yield callback
+
+    def __len__(self) -> int:
+        return len(self._heap) - len(self._dead)

@@ -1,0 +1,9 @@
+"""Where an engine keeps its events, dedup claims and runs.
+
+:class:`MemoryStore` (the default) keeps them in memory; :class:`SqliteStore` keeps them
+in a SQLite file, so that a restarted process takes up every unfinished run.
+"""
+
+from ._memory import MemoryStore as MemoryStore
+
+__all__ = ("MemoryStore",)

@@ -1,0 +1,192 @@
+"""``MemoryStore``: the records of an engine, in memory (the default store).
+
+It holds the events, with the dedup index of their ids, and the runs with their
+journals, and bounds both: beyond ``retention`` the oldest events and finished runs are
+pruned, in batches of an eighth of the retention so that the cost is amortized. An event
+an unfinished run still needs, and an unfinished run, are moved aside (never scanned
+again) instead, and dropped once they are done with.
+
+A MemoryStore outlives an engine: an engine started over it again (``bus.restart()``)
+takes up its unfinished runs, as one over a :class:`~eventbus.stores.SqliteStore` does
+after a restart of the process.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from .._dedup import DedupIndex
+
+if TYPE_CHECKING:
+    from .._event import StoredEvent
+    from .._function import Registry
+    from .._run import Run, RunStatus
+
+
+def _internal_id(event: StoredEvent) -> str:
+    return event.internal_id
+
+
+def _run_id(run: Run) -> str:
+    return run.run_id
+
+
+class MemoryStore:
+    """Events, dedup claims and runs, in memory and bounded by ``retention``."""
+
+    #: Whether what is written survives the process (see SqliteStore).
+    durable = False
+
+    def __init__(self) -> None:
+        self.dedup = DedupIndex()
+        self._events: dict[str, StoredEvent] = {}
+        self._runs: dict[str, Run] = {}
+        self._runs_by_event: dict[str, list[Run]] = {}
+        self._pins: dict[str, int] = {}
+        # Arrival order, for pruning: popping the front of a dict is not O(1).
+        self._event_order: deque[str] = deque()
+        self._run_order: deque[str] = deque()
+        self._held_events: dict[str, StoredEvent] = {}
+        self._held_runs: dict[str, Run] = {}
+        self._runs_reordered = False
+        self._finished_runs = 0
+        self.retention = 100_000
+        self._prune_at = self.retention + (self.retention >> 3) + 16
+
+    def bind(self, retention: int) -> None:
+        """Set the bound (the client's ``event_retention``) before an engine uses it."""
+        self.retention = retention
+        self._prune_at = retention + (retention >> 3) + 16
+
+    def recover(self, registry: Registry) -> list[Run]:
+        """The runs an engine starting over this store must take up: every unfinished
+        one, oldest first (their functions looked up again in ``registry``)."""
+        runs = [run for run in self.unfinished_runs() if run.function.id in registry.functions]
+        for run in runs:
+            run.function = registry.functions[run.function.id]
+        return runs
+
+    # ------------------------------------------------------------------ writing
+
+    def add_event(self, stored: StoredEvent) -> None:
+        events = self._events
+        events[stored.internal_id] = stored
+        self._event_order.append(stored.internal_id)
+        if len(events) > self._prune_at:
+            self._prune_events()
+
+    def _prune_events(self) -> None:
+        events = self._events
+        order = self._event_order
+        held = self._held_events
+        pins = self._pins
+        while len(events) > self.retention:
+            internal_id = order.popleft()
+            stored = events.pop(internal_id)
+            if internal_id in pins:
+                held[internal_id] = stored
+
+    def add_run(self, run: Run) -> None:
+        self._runs[run.run_id] = run
+        self._run_order.append(run.run_id)
+        pins = self._pins
+        for event in run.events:
+            key = event.internal_id
+            pins[key] = pins.get(key, 0) + 1
+            by_event = self._runs_by_event.get(key)
+            if by_event is None:
+                self._runs_by_event[key] = [run]
+            else:
+                by_event.append(run)
+
+    def run_ended(self, run: Run) -> None:
+        """``run`` has finished: its events may be pruned now, and so may it."""
+        pins = self._pins
+        for event in run.events:
+            key = event.internal_id
+            count = pins[key] - 1
+            if count:
+                pins[key] = count
+            else:
+                del pins[key]
+                self._held_events.pop(key, None)
+        held = self._held_runs.pop(run.run_id, None)
+        if held is not None:
+            # It was moved aside while active; it is now the most recently finished run.
+            self._runs[run.run_id] = run
+            self._run_order.append(run.run_id)
+            self._runs_reordered = True
+        self._finished_runs += 1
+        if self._finished_runs > self._prune_at:
+            self._prune_runs()
+
+    def _prune_runs(self) -> None:
+        runs = self._runs
+        order = self._run_order
+        while self._finished_runs > self.retention:
+            run_id = order.popleft()
+            run = runs.pop(run_id)
+            if not run.status.is_finished:
+                self._held_runs[run_id] = run
+                continue
+            self._finished_runs -= 1
+            for event in run.events:
+                by_event = self._runs_by_event.get(event.internal_id)
+                if by_event is not None:
+                    by_event.remove(run)
+                    if not by_event:
+                        del self._runs_by_event[event.internal_id]
+
+    # ------------------------------------------------------------------ reading
+
+    def get_event(self, internal_id: str) -> StoredEvent | None:
+        found = self._events.get(internal_id)
+        if found is None:
+            found = self._held_events.get(internal_id)
+        return found
+
+    def events(self, name: str | None = None) -> list[StoredEvent]:
+        events: list[StoredEvent] = list(self._events.values())
+        if self._held_events:
+            # Ids from one generator sort in arrival order.
+            events = sorted([*self._held_events.values(), *events], key=_internal_id)
+        if name is None:
+            return events
+        return [event for event in events if event.name == name]
+
+    def get_run(self, run_id: str) -> Run | None:
+        found = self._runs.get(run_id)
+        if found is None:
+            found = self._held_runs.get(run_id)
+        return found
+
+    def runs(
+        self,
+        function_id: str | None = None,
+        event_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[Run]:
+        source: list[Run]
+        if event_id is not None:
+            source = list(self._runs_by_event.get(event_id, ()))
+        else:
+            source = list(self._runs.values())
+            if self._held_runs or self._runs_reordered:
+                source = sorted([*self._held_runs.values(), *source], key=_run_id)
+        return [
+            run
+            for run in source
+            if (function_id is None or run.function.id == function_id)
+            and (status is None or run.status is status)
+        ]
+
+    def unfinished_runs(self) -> list[Run]:
+        """Runs not yet COMPLETED, FAILED or CANCELLED, oldest first."""
+        runs = [run for run in self._runs.values() if not run.status.is_finished]
+        runs.extend(run for run in self._held_runs.values() if not run.status.is_finished)
+        runs.sort(key=_run_id)
+        return runs
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore events={len(self._events)} runs={len(self._runs)}>"
