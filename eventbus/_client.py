@@ -33,6 +33,7 @@ from ._options import (
 )
 from ._run import Run, RunStatus
 from ._serializer import check_serializer
+from .stores import MemoryStore
 from .transports import InProcessTransport, Transport
 
 H = TypeVar("H", bound=Handler)
@@ -137,8 +138,17 @@ class Inngest:
         request_timeout: int | float | None = None,
         serializer: object = None,
         middleware: list[Any] | None = None,
+        store: MemoryStore | None = None,
     ) -> None:
         #: Middleware of every function of this client (before each function's own).
+        if store is not None and not isinstance(store, MemoryStore):
+            raise FunctionConfigError(
+                f"store must be an eventbus.stores store (MemoryStore() or "
+                f"SqliteStore(path)), got {store!r}"
+            )
+        #: Where engines of this client keep their records (None: a fresh MemoryStore
+        #: per engine). An engine started over a store takes up its unfinished runs.
+        self.store = store
         self.middleware: list[Any] = list(check_middleware(middleware, "Inngest(...)"))
         self.serializer = check_serializer(serializer)
         if not isinstance(app_id, str) or not app_id.strip():
@@ -304,6 +314,7 @@ class Inngest:
             max_queued_runs=self.max_queued_runs,
             max_concurrency=self.max_concurrency,
             shutdown_timeout=self.shutdown_timeout,
+            store=self.store,
         )
 
     def _validate(self, events: object) -> EventBatch:

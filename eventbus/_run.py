@@ -72,6 +72,7 @@ class StepRecord:
 
     __slots__ = (
         "_ended_ms",
+        "_pos",
         "_started_ms",
         "attempts",
         "error",
@@ -79,6 +80,7 @@ class StepRecord:
         "kind",
         "output",
         "status",
+        "wait_for",
         "wake_ms",
     )
 
@@ -90,6 +92,9 @@ class StepRecord:
         self.output: Any = None
         self.error: dict[str, Any] | None = None
         self.wake_ms: int | None = None
+        #: What a wait_for_event step waits for: (event name, if expression or None).
+        self.wait_for: tuple[str, str | None] | None = None
+        self._pos = 0  # its place in the journal, for stores
         self._started_ms = started_ms
         self._ended_ms: int | None = None
 
@@ -129,6 +134,7 @@ class Run:
         "_body_retry",
         "_cancel_requested",
         "_done_steps",
+        "_due_ms",
         "_ended_ms",
         "_executing",
         "_rerun",
@@ -173,6 +179,8 @@ class Run:
         self._executing = False
         self._scope: Any = None  # the cancel scope of the execution under way
         self._rerun = False
+        #: When a timer is to queue it again (a retry's backoff, a future-dated event).
+        self._due_ms: int | None = None
         #: Steps awaiting a retry (the next execution targets them); None when none ever did.
         self._retrying: set[str] | None = None
 

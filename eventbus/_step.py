@@ -330,6 +330,7 @@ class Step:
                 )
             )
         record = StepRecord(key, kind, self._engine.clock.now_ms())
+        record._pos = len(journal)
         journal[key] = record
         return record
 
@@ -482,6 +483,11 @@ class Step:
                 record, NonRetriableError(f"step {key!r} returned a value that {exc}")
             ) from None
         self._complete(record, output)
+        engine = self._engine
+        if engine.durable:
+            # Committed before the handler goes on: a step whose result is in the store
+            # never runs again, whatever happens to this process.
+            await engine.store.commit()
         if self._execution.hooks is not None:
             return await self._end(record, output, None, rerun=True)
         return output
@@ -490,6 +496,8 @@ class Step:
         """The step failed for good; with middleware that ends the execution, and the
         next one replays the failure."""
         error = self._fail(record, exc)
+        if self._engine.durable:
+            await self._engine.store.commit()
         if self._execution.hooks is not None:
             cause = exc if isinstance(exc, Exception) else error
             await self._end(record, None, cause, rerun=True, op="StepFailed")
@@ -504,6 +512,8 @@ class Step:
         self._run.next_attempt = 0
         if self._ctx is not None:
             self._ctx.attempt = 0
+        if self._engine.durable:
+            self._engine.store.touch(self._run, record)
 
     def _fail(self, record: StepRecord, exc: BaseException) -> StepError:
         record.status = StepStatus.FAILED
@@ -513,6 +523,8 @@ class Step:
         self._run.next_attempt = 0
         if self._ctx is not None:
             self._ctx.attempt = 0
+        if self._engine.durable:
+            self._engine.store.touch(self._run, record)
         return _step_error(record)
 
     # ------------------------------------------------------------------ tools
@@ -717,6 +729,7 @@ class Step:
                 return value  # type: ignore[no-any-return]
         record.status = StepStatus.WAITING
         record.wake_ms = self._engine.clock.now_ms() + ms
+        record.wait_for = (event, if_exp)
         self._engine.wait_step(self._run, record, event, compiled)
         if self._execution.hooks is not None:
             await self._end(record, None, None, rerun=False)

@@ -56,7 +56,7 @@ from .._errors import (
     error_info,
 )
 from .._event import StoredEvent, make_stored
-from .._expr import CLOCK_KEY, CompiledExpression
+from .._expr import CLOCK_KEY, CompiledExpression, compile_expression
 from .._function import (
     CANCELLED_EVENT,
     FAILED_EVENT,
@@ -181,6 +181,9 @@ class Engine:
         self.store = store if store is not None else MemoryStore()
         self.store.bind(event_retention)
         self.dedup = self.store.dedup
+        #: True when the store keeps what it is given across processes (SqliteStore):
+        #: the engine then marks what changes and waits for commits where it promises.
+        self.durable = self.store.durable
         self._store = self.store.add_event
         self._record_run = self.store.add_run
         self._ids = UlidGenerator()
@@ -271,9 +274,12 @@ class Engine:
         )
         more = len(unfinished) - REPORT_RUNS
         self.log.warning(
-            "%s with %d unfinished run(s), lost with this in-memory engine: %s%s",
+            "%s with %d unfinished run(s), %s: %s%s",
             why,
             len(unfinished),
+            f"kept in {self.store!r}; they resume when an engine starts over it again"
+            if self.durable
+            else "lost with this in-memory engine",
             named,
             f"; and {more} more (client.runs() lists them)" if more > 0 else "",
         )
@@ -293,6 +299,7 @@ class Engine:
             async with anyio.create_task_group() as tg:
                 self.start(tg)
                 try:
+                    await self._open_store(tg)
                     yield self
                 except BaseException as exc:
                     body_error = exc
@@ -300,11 +307,81 @@ class Engine:
                     await self.drain()
                 finally:
                     self.stop()
+                    await self.store.close()
                     tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise _unwrap(group) from None
         if body_error is not None:
             raise body_error
+
+    async def _open_store(self, tg: anyio.abc.TaskGroup) -> None:
+        """Open the store and take up the unfinished runs it holds (after a restart)."""
+        runs, orphans = await self.store.open(self.registry)
+        assert self._context is not None
+        self._context.run(self.store.start, tg)
+        if orphans:
+            self.log.warning(
+                "%d unfinished run(s) in %r belong to functions this client no longer has; "
+                "they stay as they are until a client with those functions opens it: %s",
+                len(orphans),
+                self.store,
+                "; ".join(orphans[:REPORT_RUNS]),
+            )
+        if runs:
+            self._resume_recovered(runs)
+
+    def _resume_recovered(self, runs: list[Run]) -> None:
+        """Re-arm what unfinished runs were waiting on, and queue the rest: sleeps wake at
+        their time (at once if it passed), waits and invokes wait for what remains of
+        their timeout, retries keep their backoff, runs that were executing replay from
+        their journal, cancel rules and timeouts keep their deadlines."""
+        now = self.clock.now_ms()
+        for run in runs:
+            run._executing = run._scheduled = run._cancel_requested = False
+            run._rerun = False
+            run._scope = None
+            run._timers = set()
+            function = run.function
+            created = run.events[0].received_at_ms
+            if function.cancel or function.timeouts:
+                self._arm(run, created)
+            timeouts = function.timeouts
+            if (
+                timeouts is not None
+                and timeouts.finish_ms is not None
+                and run._started_ms is not None
+            ):
+                self._add_timer(
+                    run,
+                    run._started_ms + timeouts.finish_ms,
+                    functools.partial(self._finish_timeout, run),
+                )
+            suspended = False
+            for record in run.journal.values():
+                if record.status is StepStatus.SLEEPING:
+                    suspended = True
+                    run.status = RunStatus.SLEEPING
+                    assert record.wake_ms is not None
+                    self._add_timer(
+                        run, record.wake_ms, functools.partial(self._end_sleep, run, record)
+                    )
+                elif record.status is StepStatus.WAITING:
+                    suspended = True
+                    if record.kind == "invoke":
+                        self._await_invoked(run, record)
+                    else:
+                        assert record.wait_for is not None
+                        event, if_exp = record.wait_for
+                        compiled = None if if_exp is None else compile_expression(if_exp)
+                        self.wait_step(run, record, event, compiled)
+            if suspended:
+                continue
+            due = run._due_ms
+            if due is not None and due > now:
+                self._add_timer(run, due, functools.partial(self._enqueue, run))
+            else:
+                self._enqueue(run)
+        self.log.info("took up %d unfinished run(s) from %r", len(runs), self.store)
 
     async def drain(self) -> None:
         """Refuse outside sends; wait up to ``shutdown_timeout`` for runs to finish."""
@@ -443,6 +520,7 @@ class Engine:
                 self._arm(run, now)
             if stored.ts is not None and stored.ts > now:
                 # Inngest schedules runs of future-dated events at their ts.
+                run._due_ms = stored.ts
                 self._add_timer(run, stored.ts, functools.partial(self._enqueue, run))
             else:
                 started.append(run)
@@ -636,7 +714,10 @@ class Engine:
         backlog = len(self._ready)
         if backlog > BACKLOG_YIELD or backlog >= self.max_queued_runs:
             await self.admit()
-        return self.ingest(decoded, internal_ids)
+        ids = self.ingest(decoded, internal_ids)
+        if self.durable:
+            await self.store.commit()  # ids returned only once the events and runs are in
+        return ids
 
     async def send_batch(self, batch: EventBatch) -> list[str]:
         """Accept a validated send from any task of any thread's event loop (a foreign
@@ -735,7 +816,10 @@ class Engine:
     async def _execute(self, run: Run) -> None:
         if run.status.is_finished:
             return  # cancelled while it was queued
+        run._due_ms = None
         await self._execute_once(run)
+        if self.durable:
+            self.store.touch(run)
         if run._cancel_requested and not run.status.is_finished:
             self._finish_cancelled(run)
 
@@ -917,12 +1001,17 @@ class Engine:
             record.error["message"],
             delay / 1000,
         )
-        self._add_timer(run, self.clock.now_ms() + delay, functools.partial(self._enqueue, run))
+        run._due_ms = due = self.clock.now_ms() + delay
+        if self.durable:
+            self.store.touch(run, record)
+        self._add_timer(run, due, functools.partial(self._enqueue, run))
 
     def sleep_step(self, run: Run, record: StepRecord) -> None:
         """Suspend ``run`` until its sleep step ends."""
         run.status = RunStatus.SLEEPING
         assert record.wake_ms is not None
+        if self.durable:
+            self.store.touch(run, record)
         self._add_timer(run, record.wake_ms, functools.partial(self._end_sleep, run, record))
 
     def wait_step(
@@ -930,6 +1019,8 @@ class Engine:
     ) -> None:
         """Suspend ``run`` until an event named ``name`` matches, or the wait times out."""
         run.status = RunStatus.WAITING
+        if self.durable:
+            self.store.touch(run, record)
         pause = Pause(run, record, expression)
         self._add_pause(name, pause)
         assert record.wake_ms is not None
@@ -947,14 +1038,7 @@ class Engine:
     ) -> None:
         """Start ``target`` with an ``inngest/function.invoked`` event; suspend ``run``
         until the target's ``inngest/function.finished`` arrives (or the timeout)."""
-        run.status = RunStatus.WAITING
-        correlation_id = f"{run.run_id}.{record.id}"
-        pause = Pause(run, record, None, correlation_id)
-        self._add_pause(FINISHED_EVENT, pause)
-        assert record.wake_ms is not None
-        pause.timer = self._add_timer(
-            run, record.wake_ms, functools.partial(self._time_out, FINISHED_EVENT, pause)
-        )
+        correlation_id = self._await_invoked(run, record)
         now = self.clock.now_ms()
         data["_inngest"] = {
             "fn_id": target.id,
@@ -973,6 +1057,21 @@ class Engine:
         if target.cancel or target.timeouts:
             self._arm(invoked, now)
         self._enqueue(invoked)
+
+    def _await_invoked(self, run: Run, record: StepRecord) -> str:
+        """Suspend ``run`` until the function its ``record`` invoked finishes, or the
+        invoke times out; returns the correlation id that matches the two."""
+        run.status = RunStatus.WAITING
+        if self.durable:
+            self.store.touch(run, record)
+        correlation_id = f"{run.run_id}.{record.id}"
+        pause = Pause(run, record, None, correlation_id)
+        self._add_pause(FINISHED_EVENT, pause)
+        assert record.wake_ms is not None
+        pause.timer = self._add_timer(
+            run, record.wake_ms, functools.partial(self._time_out, FINISHED_EVENT, pause)
+        )
+        return correlation_id
 
     def _time_out(self, name: str, pause: Pause) -> None:
         if pause.done:
@@ -999,6 +1098,8 @@ class Engine:
         record.error = error
         record._ended_ms = self.clock.now_ms()
         pause.run._done_steps += 1
+        if self.durable:
+            self.store.touch(pause.run, record)
         self._wake_run(pause.run)
 
     # ------------------------------------------------------------------ cancellation
@@ -1075,6 +1176,8 @@ class Engine:
         record.output = output
         record._ended_ms = self.clock.now_ms()
         pause.run._done_steps += 1
+        if self.durable:
+            self.store.touch(pause.run, record)
         self._wake_run(pause.run)
 
     def _wake_run(self, run: Run) -> None:
@@ -1103,6 +1206,8 @@ class Engine:
         record.status = StepStatus.COMPLETED
         record._ended_ms = self.clock.now_ms()
         run._done_steps += 1
+        if self.durable:
+            self.store.touch(run, record)
         self._wake_run(run)
 
     async def send_events(self, events: Any) -> list[str]:
@@ -1130,7 +1235,8 @@ class Engine:
             exc,
             delay / 1000,
         )
-        self._add_timer(run, self.clock.now_ms() + delay, functools.partial(self._enqueue, run))
+        run._due_ms = due = self.clock.now_ms() + delay
+        self._add_timer(run, due, functools.partial(self._enqueue, run))
 
     def _complete(self, run: Run, output: Any) -> None:
         run.status = RunStatus.COMPLETED

@@ -5,5 +5,8 @@ in a SQLite file, so that a restarted process takes up every unfinished run.
 """
 
 from ._memory import MemoryStore as MemoryStore
+from ._sqlite import SCHEMA_VERSION as SCHEMA_VERSION
+from ._sqlite import SqliteStore as SqliteStore
+from ._sqlite import StoreError as StoreError
 
-__all__ = ("MemoryStore",)
+__all__ = ("SCHEMA_VERSION", "MemoryStore", "SqliteStore", "StoreError")

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 from .._dedup import DedupIndex
 
 if TYPE_CHECKING:
+    import anyio.abc
+
     from .._event import StoredEvent
     from .._function import Registry
-    from .._run import Run, RunStatus
+    from .._run import Run, RunStatus, StepRecord
 
 
 def _internal_id(event: StoredEvent) -> str:
@@ -66,6 +68,27 @@ class MemoryStore:
         for run in runs:
             run.function = registry.functions[run.function.id]
         return runs
+
+    # ------------------------------------------------------------------ lifecycle
+    # What an engine calls as it starts and stops, and (durable stores only) as records
+    # change; in memory there is nothing to open, write or close.
+
+    async def open(self, registry: Registry) -> tuple[list[Run], list[str]]:
+        """The runs to take up, and the (ids of) unfinished runs that cannot be (their
+        function is gone)."""
+        return self.recover(registry), []
+
+    def start(self, tg: anyio.abc.TaskGroup) -> None:
+        return None
+
+    def touch(self, run: Run, record: StepRecord | None = None) -> None:
+        return None
+
+    async def commit(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     # ------------------------------------------------------------------ writing
 

@@ -1,0 +1,502 @@
+"""``SqliteStore``: the engine's records in a SQLite file, so a restart loses nothing.
+
+The working set stays in memory (a :class:`MemoryStore` underneath: the engine reads at
+memory speed); every change is also written to the file, by one writer, in the
+background, off the event loop (``sqlite3`` in a worker thread). Writes are grouped:
+whatever the engine changed while the previous transaction was being written goes into
+the next one (group commit). The engine waits for the commit where a promise depends
+on it: ``send`` returns ids only once its events and the runs they start are
+committed, and a step's result is committed before the handler goes on.
+
+On start, the engine takes up every unfinished run from the file (see the engine's
+``_resume_recovered``). The file is in WAL mode with ``synchronous=NORMAL``: a commit
+survives the process being killed; a power cut may lose the last transactions (set
+``synchronous="FULL"`` to survive that too, at the price of an fsync per commit). One
+process at a time: a second one opening the file gets :class:`StoreError`.
+
+Layout (schema version 1): ``meta`` (the marker and the schema version), ``events``
+(one JSON row per stored event, in arrival order), ``dedup`` (the ids claimed within the
+24 h window), ``runs`` (one JSON row per run: its state) and ``steps`` (one JSON row per
+journal record).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from .._dedup import DEDUP_WINDOW_MS, DedupIndex
+from .._errors import EventbusError
+from .._event import make_stored
+from .._run import Run, RunStatus, StepRecord, StepStatus
+from ._memory import MemoryStore
+
+if TYPE_CHECKING:
+    from .._event import StoredEvent
+    from .._function import Registry
+
+SCHEMA_VERSION = 1
+_MARKER = "eventbus"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS events ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, internal_id TEXT NOT NULL UNIQUE, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, first_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS runs ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL UNIQUE,"
+    " finished INTEGER NOT NULL, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS steps ("
+    " run_id TEXT NOT NULL, step_id TEXT NOT NULL, pos INTEGER NOT NULL, body TEXT NOT NULL,"
+    " PRIMARY KEY (run_id, step_id))",
+    "CREATE INDEX IF NOT EXISTS runs_finished ON runs (finished, seq)",
+)
+_Batch = tuple[
+    list[tuple[str, str]],
+    list[tuple[str, int, str]],
+    list[tuple[str, str, int, str]],
+    list[tuple[str, int]],
+]
+#: Prune the file's history every this many commits.
+PRUNE_EVERY = 64
+
+
+class StoreError(EventbusError):
+    """The store's file cannot be used (in use, corrupt, foreign, or from a newer
+    eventbus); the message names the file and what to do."""
+
+
+class _ClaimingIndex(DedupIndex):
+    """A dedup index that remembers the claims to write."""
+
+    __slots__ = ("claims",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims: list[tuple[str, int]] = []
+
+    def seen(self, key: str, now_ms: int) -> bool:
+        if super().seen(key, now_ms):
+            return True
+        self.claims.append((key, now_ms))
+        return False
+
+
+def _event_body(stored: StoredEvent) -> str:
+    return json.dumps(
+        [
+            stored.name,
+            stored.data,
+            stored.id,
+            stored.ts,
+            stored.v,
+            stored.user,
+            stored.received_at_ms,
+            stored.deduplicated,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def _event_from(internal_id: str, body: str) -> StoredEvent:
+    name, data, user_id, ts, v, user, received, deduplicated = json.loads(body)
+    return make_stored(name, data, user_id, ts, v, user, internal_id, received, deduplicated)
+
+
+def _run_body(run: Run) -> str:
+    return json.dumps(
+        {
+            "function": run.function.id,
+            "events": [e.internal_id for e in run.events],
+            "status": run.status.value,
+            "attempts": run.attempts,
+            "next_attempt": run.next_attempt,
+            "output": run.output,
+            "error": run.error,
+            "started": run._started_ms,
+            "ended": run._ended_ms,
+            "body_retry": run._body_retry,
+            "retrying": None if run._retrying is None else sorted(run._retrying),
+            "done_steps": run._done_steps,
+            "due": run._due_ms,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def _step_body(record: StepRecord) -> str:
+    return json.dumps(
+        {
+            "kind": record.kind,
+            "status": record.status.value,
+            "attempts": record.attempts,
+            "output": record.output,
+            "error": record.error,
+            "started": record._started_ms,
+            "ended": record._ended_ms,
+            "wake": record.wake_ms,
+            "wait_for": record.wait_for,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def _step_from(step_id: str, body: str) -> StepRecord:
+    raw = json.loads(body)
+    record = StepRecord(step_id, raw["kind"], raw["started"])
+    record.status = StepStatus(raw["status"])
+    record.attempts = raw["attempts"]
+    record.output = raw["output"]
+    record.error = raw["error"]
+    record._ended_ms = raw["ended"]
+    record.wake_ms = raw["wake"]
+    wait_for = raw.get("wait_for")
+    record.wait_for = None if wait_for is None else (wait_for[0], wait_for[1])
+    record._pos = raw.get("pos", 0)
+    return record
+
+
+class SqliteStore(MemoryStore):
+    """The records in the SQLite file at ``path`` (created if missing), durably.
+
+    ``synchronous`` is SQLite's setting: ``"NORMAL"`` (the default) survives the process
+    dying; ``"FULL"`` survives the machine losing power too.
+    """
+
+    durable = True
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+        super().__init__()
+        if synchronous not in ("NORMAL", "FULL"):
+            raise StoreError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.dedup: _ClaimingIndex = _ClaimingIndex()
+        self._conn: sqlite3.Connection | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._new_events: list[StoredEvent] = []
+        self._dirty_runs: dict[str, Run] = {}
+        self._dirty_steps: dict[tuple[str, str], tuple[Run, StepRecord]] = {}
+        self._requested = 0  # changes made so far (a generation number)
+        self._committed = 0  # changes written so far
+        self._changed: anyio.Event | None = None
+        self._done: anyio.Event | None = None
+        self._failure: BaseException | None = None
+        self._commits = 0
+        self._loaded = False
+        self._writer_scope: anyio.CancelScope | None = None
+
+    def __repr__(self) -> str:
+        return f"<SqliteStore {str(self.path)!r}>"
+
+    # ------------------------------------------------------------------ opening
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
+        try:
+            conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the eventbus database {str(path)!r}: {exc}") from None
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            # Held until close: a second process gets "database is locked" at once.
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            conn.execute("BEGIN EXCLUSIVE")
+            try:
+                tables = {
+                    row[0]
+                    for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                if tables and "meta" not in tables:
+                    raise StoreError(
+                        f"{str(path)!r} is a SQLite database of something else (it has "
+                        f"tables {sorted(tables)} and no eventbus marker); give SqliteStore "
+                        "a path of its own"
+                    )
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                if not meta:
+                    conn.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [("marker", _MARKER), ("schema_version", str(SCHEMA_VERSION))],
+                    )
+                elif meta.get("marker") != _MARKER:
+                    raise StoreError(
+                        f"{str(path)!r} is not an eventbus database (its meta table says "
+                        f"{meta.get('marker')!r}); give SqliteStore a path of its own"
+                    )
+                else:
+                    version = int(meta.get("schema_version", "0"))
+                    if version > SCHEMA_VERSION:
+                        raise StoreError(
+                            f"{str(path)!r} was written by a newer eventbus (schema version "
+                            f"{version}; this one reads up to {SCHEMA_VERSION}); upgrade "
+                            "eventbus to open it"
+                        )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" in str(exc):
+                raise StoreError(
+                    f"the eventbus database {str(path)!r} is in use by another process; one "
+                    "process at a time may open it (stop the other, or give this one its own "
+                    "file)"
+                ) from None
+            raise StoreError(f"cannot use {str(path)!r} as an eventbus database: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(
+                f"{str(path)!r} is not a usable eventbus database ({exc}); it is corrupt or "
+                "not a SQLite file: restore it from a backup, or give SqliteStore a new path"
+            ) from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _load(self, registry: Registry) -> tuple[list[Run], list[str]]:
+        """Read the file into memory: the history within the retention, the live dedup
+        claims, and every unfinished run; returns those runs and the ids of runs whose
+        function is no longer registered."""
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        events: dict[str, StoredEvent] = {}
+        for internal_id, body in conn.execute("SELECT internal_id, body FROM events ORDER BY seq"):
+            events[internal_id] = _event_from(internal_id, body)
+        for stored in events.values():
+            MemoryStore.add_event(self, stored)
+        newest = max((e.received_at_ms for e in events.values()), default=0)
+        index = self.dedup
+        for key, first_ms in conn.execute("SELECT key, first_ms FROM dedup ORDER BY first_ms"):
+            if newest - first_ms < DEDUP_WINDOW_MS or newest == 0:
+                DedupIndex.seen(index, key, first_ms)
+        steps: dict[str, list[StepRecord]] = {}
+        for run_id, step_id, body in conn.execute(
+            "SELECT run_id, step_id, body FROM steps ORDER BY run_id, pos"
+        ):
+            steps.setdefault(run_id, []).append(_step_from(step_id, body))
+        unfinished: list[Run] = []
+        orphans: list[str] = []
+        for run_id, body in conn.execute("SELECT run_id, body FROM runs ORDER BY seq"):
+            raw = json.loads(body)
+            function = registry.functions.get(raw["function"])
+            if function is None:
+                if RunStatus(raw["status"]).is_finished is False:
+                    orphans.append(f"{run_id} ({raw['function']})")
+                continue
+            run_events = tuple(events[i] for i in raw["events"] if i in events)
+            if len(run_events) != len(raw["events"]):
+                continue  # its events were pruned: a finished run past the retention
+            run = Run(run_id, function, run_events)
+            run.status = RunStatus(raw["status"])
+            run.attempts = raw["attempts"]
+            run.next_attempt = raw["next_attempt"]
+            run.output = raw["output"]
+            run.error = raw["error"]
+            run._started_ms = raw["started"]
+            run._ended_ms = raw["ended"]
+            run._body_retry = raw["body_retry"]
+            run._retrying = None if raw["retrying"] is None else set(raw["retrying"])
+            run._done_steps = raw["done_steps"]
+            run._due_ms = raw["due"]
+            for record in steps.get(run_id, ()):
+                run.journal[record.id] = record
+            MemoryStore.add_run(self, run)
+            if run.status.is_finished:
+                MemoryStore.run_ended(self, run)
+            else:
+                unfinished.append(run)
+        self._loaded = True
+        return unfinished, orphans
+
+    async def open(self, registry: Registry) -> tuple[list[Run], list[str]]:
+        """Open the file (once) and return the runs to take up (see MemoryStore)."""
+        if self._loaded:
+            return MemoryStore.recover(self, registry), []
+        self._limiter = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(self._load, registry, limiter=self._limiter)
+
+    # ------------------------------------------------------------------ writing
+
+    def add_event(self, stored: StoredEvent) -> None:
+        super().add_event(stored)
+        self._new_events.append(stored)
+        self._mark()
+
+    def add_run(self, run: Run) -> None:
+        super().add_run(run)
+        self._dirty_runs[run.run_id] = run
+        self._mark()
+
+    def touch(self, run: Run, record: StepRecord | None = None) -> None:
+        """``run`` (and ``record`` of its journal) changed: write it with the next commit."""
+        self._dirty_runs[run.run_id] = run
+        if record is not None:
+            self._dirty_steps[run.run_id, record.id] = (run, record)
+        self._mark()
+
+    def run_ended(self, run: Run) -> None:
+        super().run_ended(run)
+        self.touch(run)
+
+    def _mark(self) -> None:
+        self._requested += 1
+        changed = self._changed
+        if changed is not None:
+            changed.set()
+
+    async def commit(self) -> None:
+        """Return once every change made before the call is in the file."""
+        target = self._requested
+        while self._committed < target:
+            if self._failure is not None:
+                raise StoreError(
+                    f"writing to {str(self.path)!r} failed: {self._failure}"
+                ) from self._failure
+            if self._done is None:
+                self._done = anyio.Event()
+            await self._done.wait()
+
+    def start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Start the writer in the engine's task group."""
+        self._writer_scope = anyio.CancelScope()
+        tg.start_soon(self._writer, self._writer_scope)
+
+    async def _writer(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            while True:
+                if self._committed >= self._requested:
+                    self._changed = anyio.Event()
+                    await self._changed.wait()
+                await self._flush()
+
+    async def _flush(self) -> None:
+        target = self._requested
+        batch = self._take()
+        try:
+            # Shielded: a batch taken is a batch written, even if the engine is stopping.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._write, batch, limiter=self._limiter)
+        except Exception as exc:  # the disk is full, say: report it to every waiter
+            self._failure = exc
+        else:
+            self._failure = None
+        self._committed = target
+        done, self._done = self._done, None
+        if done is not None:
+            done.set()
+
+    def _take(self) -> _Batch:
+        """What changed, serialized here, on the event loop, where it changes."""
+        events = [(e.internal_id, _event_body(e)) for e in self._new_events]
+        self._new_events = []
+        runs = [
+            (run_id, int(run.status.is_finished), _run_body(run))
+            for run_id, run in self._dirty_runs.items()
+        ]
+        self._dirty_runs = {}
+        steps = [
+            (run_id, step_id, record._pos, _step_body(record))
+            for (run_id, step_id), (_, record) in self._dirty_steps.items()
+        ]
+        self._dirty_steps = {}
+        claims = self.dedup.claims
+        self.dedup.claims = []
+        return events, runs, steps, claims
+
+    def _write(self, batch: _Batch) -> None:
+        events, runs, steps, claims = batch
+        conn = self._conn
+        if conn is None:  # pragma: no cover - closed meanwhile (nothing is lost: close flushes)
+            return
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(
+                "INSERT OR IGNORE INTO events (internal_id, body) VALUES (?, ?)", events
+            )
+            conn.executemany(
+                "INSERT INTO runs (run_id, finished, body) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET finished = excluded.finished, "
+                "body = excluded.body",
+                runs,
+            )
+            conn.executemany(
+                "INSERT INTO steps (run_id, step_id, pos, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, step_id) DO UPDATE SET body = excluded.body",
+                steps,
+            )
+            conn.executemany("INSERT OR REPLACE INTO dedup (key, first_ms) VALUES (?, ?)", claims)
+            self._commits += 1
+            if self._commits % PRUNE_EVERY == 0:
+                self._prune(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        """Bound the file as the memory is bounded: the newest ``retention`` finished
+        runs (with their steps) and events, but never an event an unfinished run needs;
+        dedup claims past the 24 h window."""
+        keep = self.retention
+        conn.execute(
+            "DELETE FROM steps WHERE run_id IN (SELECT run_id FROM runs WHERE finished = 1 "
+            "AND seq < (SELECT seq FROM runs WHERE finished = 1 ORDER BY seq DESC "
+            "LIMIT 1 OFFSET ?))",
+            (keep,),
+        )
+        conn.execute(
+            "DELETE FROM runs WHERE finished = 1 AND seq < (SELECT seq FROM runs "
+            "WHERE finished = 1 ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            (keep,),
+        )
+        conn.execute(
+            "DELETE FROM events WHERE seq < (SELECT seq FROM events ORDER BY seq DESC "
+            "LIMIT 1 OFFSET ?) AND internal_id NOT IN (SELECT value FROM runs, "
+            "json_each(runs.body, '$.events') WHERE runs.finished = 0)",
+            (keep,),
+        )
+        newest = conn.execute("SELECT max(first_ms) FROM dedup").fetchone()[0]
+        if newest is not None:
+            conn.execute("DELETE FROM dedup WHERE first_ms <= ?", (newest - DEDUP_WINDOW_MS,))
+
+    async def close(self) -> None:
+        """Write what is left and close the file (the engine calls it as it stops)."""
+        if self._conn is None:
+            return
+        if self._writer_scope is not None:
+            self._writer_scope.cancel()  # a write under way finishes first (to_thread)
+            self._writer_scope = None
+        with anyio.CancelScope(shield=True):
+            if self._committed < self._requested or self._new_events or self._dirty_runs:
+                await self._flush()
+            conn, self._conn = self._conn, None
+            await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+        self._loaded = False
+        self.__init_memory()
+
+    def __init_memory(self) -> None:
+        """Forget the working set: the next engine reads the file again."""
+        MemoryStore.__init__(self)
+        self.dedup = _ClaimingIndex()
+        self._new_events = []
+        self._dirty_runs = {}
+        self._dirty_steps = {}
+        self._requested = self._committed = 0
+        self._changed = None
+        self._done = None
