@@ -61,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds the first SIGINT/SIGTERM lets requests and runs finish "
         "(default: the client's shutdown_timeout)",
     )
+    serve.add_argument(
+        "--db",
+        default=None,
+        help="keep events and runs in this SQLite file (eventbus.stores.SqliteStore): a "
+        "restarted server takes up every unfinished run",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -90,6 +96,10 @@ def _serve(args: argparse.Namespace) -> int:  # pragma: no cover - tested in a c
     from .server._serve import make_server
 
     client = load_client(args.target)
+    if args.db is not None:
+        from .stores import SqliteStore
+
+        client.store = SqliteStore(args.db)
     server = make_server(
         client,
         host=args.host,

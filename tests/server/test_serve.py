@@ -170,3 +170,94 @@ def test_serve_exits_on_the_first_signal_within_the_shutdown_timeout(
     assert elapsed < 4, f"took {elapsed:.1f} s to exit"
     assert "1 unfinished run(s)" in stderr
     assert "served-forever, RUNNING, interrupted while executing" in stderr
+
+
+CRASHING_APP = textwrap.dedent(
+    """
+    import pathlib
+    import anyio
+    import eventbus
+
+    client = eventbus.Inngest("durable")
+    here = pathlib.Path(__file__).parent
+
+    @client.create_function(fn_id="charge", trigger=eventbus.TriggerEvent(event="shop/paid"))
+    async def charge(ctx):
+        def pay():
+            with open(here / "charges.log", "a") as log:
+                log.write(ctx.event.id + "\\n")
+            return "ch_1"
+
+        receipt = await ctx.step.run("pay", pay)
+        while not (here / "release").exists():  # the first process dies here
+            await anyio.sleep(0.05)
+        return receipt
+    """
+)
+
+
+def test_serve_with_a_db_survives_sigkill(tmp_path: Path) -> None:
+    """`serve --db` killed with SIGKILL mid-run: restarted, it finishes the run without
+    charging again, and the event's id is still deduplicated."""
+    (tmp_path / "durable_app.py").write_text(CRASHING_APP)
+    db = tmp_path / "app.db"
+
+    def start() -> tuple[subprocess.Popen[str], int]:
+        port = free_port()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "eventbus",
+                "serve",
+                "durable_app:client",
+                "--port",
+                str(port),
+                "--db",
+                str(db),
+            ],
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(up, "serve to start", seconds=30)
+        return process, port
+
+    first, port = start()
+    try:
+        sent = httpx.post(f"http://127.0.0.1:{port}/e/key", json={"name": "shop/paid", "id": "o-1"})
+        assert sent.status_code == 200
+        (event_id,) = sent.json()["ids"]
+        wait_for(lambda: (tmp_path / "charges.log").exists(), "the charge", seconds=15)
+        first.kill()  # SIGKILL: no shutdown at all
+        first.communicate(timeout=15)
+    finally:
+        if first.poll() is None:  # pragma: no cover - only when the test fails
+            first.kill()
+            first.communicate()
+    (tmp_path / "release").touch()
+    second, port = start()
+    try:
+
+        def completed() -> bool:
+            runs = httpx.get(f"http://127.0.0.1:{port}/v1/events/{event_id}/runs", timeout=5)
+            data = runs.json()["data"]
+            return bool(data) and data[0]["status"] == "Completed"
+
+        wait_for(completed, "the run to complete after the restart", seconds=30)
+        again = httpx.post(
+            f"http://127.0.0.1:{port}/e/key", json={"name": "shop/paid", "id": "o-1"}
+        )
+        (again_id,) = again.json()["ids"]
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/events/{again_id}/runs").json()["data"] == []
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=15)
+    assert (tmp_path / "charges.log").read_text() == "o-1\n"  # charged once

@@ -279,3 +279,152 @@ async def test_a_file_from_a_newer_eventbus_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="newer eventbus"):
         async with again.client:
             pass  # pragma: no cover
+
+
+async def test_future_dated_events_and_deadlines_survive_a_restart(tmp_path: Path) -> None:
+    """A run of a future-dated event starts at its ts; a cancel rule keeps its deadline
+    and still cancels after the restart; a finish timeout keeps counting."""
+    path = tmp_path / "app.db"
+    clock = eventbus.VirtualClock(start=T0)
+
+    def app_for() -> App:
+        app = App(path, clock)
+
+        @app.client.create_function(
+            fn_id="remind", trigger=eventbus.TriggerEvent(event="crm/remind")
+        )
+        async def remind(ctx: eventbus.Context) -> str:
+            return "reminded"
+
+        @app.client.create_function(
+            fn_id="trial",
+            trigger=eventbus.TriggerEvent(event="crm/trial.started"),
+            cancel=[
+                eventbus.Cancel(
+                    event="crm/trial.converted",
+                    if_exp="async.data.id == event.data.id",
+                    timeout="1d",
+                )
+            ],
+        )
+        async def trial(ctx: eventbus.Context) -> str:
+            await ctx.step.sleep("wait-out", "7d")
+            return "expired"
+
+        @app.client.create_function(
+            fn_id="slow",
+            trigger=eventbus.TriggerEvent(event="crm/slow"),
+            timeouts=eventbus.Timeouts(finish="2h"),
+        )
+        async def slow(ctx: eventbus.Context) -> str:
+            await ctx.step.sleep("long", "1d")
+            return "too late"
+
+        return app
+
+    later = int((T0 + datetime.timedelta(hours=1)).timestamp() * 1000)
+    first = app_for()
+    async with first.client:
+        await first.client.send({"name": "crm/remind", "ts": later})
+        await first.client.send({"name": "crm/trial.started", "data": {"id": 1}})
+        await first.client.send({"name": "crm/slow"})
+        await first.client.settle()
+    second = app_for()
+    async with second.client:
+        await second.client.send({"name": "crm/trial.converted", "data": {"id": 1}})
+        await second.client.settle()
+        (trial,) = second.client.runs("shop-trial")
+        assert trial.status is eventbus.RunStatus.CANCELLED
+        (remind,) = second.client.runs("shop-remind")
+        assert remind.status is eventbus.RunStatus.QUEUED  # not before its ts
+        await second.client.settle(advance_time=True)
+        assert second.client.runs("shop-remind")[0].output == "reminded"
+        (slow,) = second.client.runs("shop-slow")
+        assert slow.status is eventbus.RunStatus.CANCELLED
+        assert slow.ended_at == T0 + datetime.timedelta(hours=2)
+
+
+async def test_an_invoke_in_flight_completes_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    clock = eventbus.VirtualClock(start=T0)
+
+    def app_for() -> App:
+        app = App(path, clock)
+
+        @app.client.create_function(fn_id="price", trigger=[])
+        async def price(ctx: eventbus.Context) -> int:
+            await ctx.step.sleep("lookup", "10m")
+            return 40
+
+        @app.client.create_function(
+            fn_id="quote", trigger=eventbus.TriggerEvent(event="shop/quote")
+        )
+        async def quote(ctx: eventbus.Context) -> int:
+            value = await ctx.step.invoke("price", function=price)
+            return int(value) + 2
+
+        return app
+
+    first = app_for()
+    async with first.client:
+        await first.client.send({"name": "shop/quote"})
+        await first.client.settle()
+    second = app_for()
+    async with second.client:
+        await second.client.settle(advance_time=True)
+        (run,) = second.client.runs("shop-quote")
+    assert run.status is eventbus.RunStatus.COMPLETED
+    assert run.output == 42
+
+
+async def test_runs_of_removed_functions_are_reported_and_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unfinished run whose function the new client lacks is left in the file, named
+    in a warning, and taken up by a client that has the function again."""
+    path = tmp_path / "app.db"
+    clock = eventbus.VirtualClock(start=T0)
+    first = checkout_app(path, clock)
+    async with first.client:
+        await first.client.send({"name": "shop/order.paid"})
+        await first.client.settle()
+    bare = App(path, clock)
+    async with bare.client:
+        assert bare.client.runs() == []
+    assert "belong to functions this client no longer has" in caplog.text
+    again = checkout_app(path, clock)
+    async with again.client:
+        await again.client.settle(advance_time=True)
+        (run,) = again.client.runs()
+    assert run.status is eventbus.RunStatus.COMPLETED
+
+
+async def test_the_file_stops_growing_under_steady_load(tmp_path: Path) -> None:
+    """With a retention of 100, the rows (and the file) level off however many runs."""
+    path = tmp_path / "app.db"
+    clock = eventbus.VirtualClock(start=T0)
+    app = App(path, clock, event_retention=100)
+
+    @app.client.create_function(fn_id="tick", trigger=eventbus.TriggerEvent(event="app/tick"))
+    async def tick(ctx: eventbus.Context) -> int:
+        return await ctx.step.run("one", lambda: 1)
+
+    sizes = []
+    async with app.client:
+        for round_ in range(6):
+            for _ in range(400):
+                await app.client.send({"name": "app/tick", "id": f"t-{round_}-{_}"})
+            await app.client.settle()
+            clock.advance(datetime.timedelta(hours=25))  # dedup claims age out too
+            conn = app.store._conn
+            assert conn is not None
+            rows = [
+                conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("events", "runs", "steps", "dedup")
+            ]
+            sizes.append(rows)
+    events, runs, steps, dedup = sizes[-1]
+    # Bounded by the retention plus what arrived since the last prune, not by 2,400.
+    assert max(events, runs, steps) < 300
+    assert dedup <= 400  # the claims of the last day only
+    assert max(size[0] for size in sizes[2:]) < 300  # levelled off
