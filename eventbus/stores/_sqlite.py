@@ -190,9 +190,9 @@ class SqliteStore(MemoryStore):
         self._committed = 0  # changes written so far
         self._changed: anyio.Event | None = None
         self._done: anyio.Event | None = None
-        self._failure: BaseException | None = None
+        #: The last write that failed: (first, last) generation it held, and the error.
+        self._failure: tuple[int, int, BaseException] | None = None
         self._commits = 0
-        self._loaded = False
         self._writer_scope: anyio.CancelScope | None = None
 
     def __repr__(self) -> str:
@@ -280,11 +280,9 @@ class SqliteStore(MemoryStore):
             events[internal_id] = _event_from(internal_id, body)
         for stored in events.values():
             MemoryStore.add_event(self, stored)
-        newest = max((e.received_at_ms for e in events.values()), default=0)
-        index = self.dedup
+        # The file holds a day of claims at most; the index expires them as time goes on.
         for key, first_ms in conn.execute("SELECT key, first_ms FROM dedup ORDER BY first_ms"):
-            if newest - first_ms < DEDUP_WINDOW_MS or newest == 0:
-                DedupIndex.seen(index, key, first_ms)
+            DedupIndex.seen(self.dedup, key, first_ms)
         steps: dict[str, list[StepRecord]] = {}
         for run_id, step_id, body in conn.execute(
             "SELECT run_id, step_id, body FROM steps ORDER BY run_id, pos"
@@ -321,13 +319,10 @@ class SqliteStore(MemoryStore):
                 MemoryStore.run_ended(self, run)
             else:
                 unfinished.append(run)
-        self._loaded = True
         return unfinished, orphans
 
     async def open(self, registry: Registry) -> tuple[list[Run], list[str]]:
-        """Open the file (once) and return the runs to take up (see MemoryStore)."""
-        if self._loaded:
-            return MemoryStore.recover(self, registry), []
+        """Open the file and return the runs to take up (see MemoryStore.open)."""
         self._limiter = anyio.CapacityLimiter(1)
         return await anyio.to_thread.run_sync(self._load, registry, limiter=self._limiter)
 
@@ -364,13 +359,16 @@ class SqliteStore(MemoryStore):
         """Return once every change made before the call is in the file."""
         target = self._requested
         while self._committed < target:
-            if self._failure is not None:
-                raise StoreError(
-                    f"writing to {str(self.path)!r} failed: {self._failure}"
-                ) from self._failure
             if self._done is None:
                 self._done = anyio.Event()
             await self._done.wait()
+        failure = self._failure
+        if failure is not None and failure[0] < target <= failure[1]:
+            exc = failure[2]
+            raise StoreError(
+                f"writing to {str(self.path)!r} failed ({exc}): what was sent or done just "
+                "now is not in the file"
+            ) from exc
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Start the writer in the engine's task group."""
@@ -386,16 +384,14 @@ class SqliteStore(MemoryStore):
                 await self._flush()
 
     async def _flush(self) -> None:
-        target = self._requested
+        start, target = self._committed, self._requested
         batch = self._take()
         try:
             # Shielded: a batch taken is a batch written, even if the engine is stopping.
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._write, batch, limiter=self._limiter)
-        except Exception as exc:  # the disk is full, say: report it to every waiter
-            self._failure = exc
-        else:
-            self._failure = None
+        except Exception as exc:  # the disk is full, say: every waiter on it is told
+            self._failure = (start, target, exc)
         self._committed = target
         done, self._done = self._done, None
         if done is not None:
@@ -487,7 +483,6 @@ class SqliteStore(MemoryStore):
                 await self._flush()
             conn, self._conn = self._conn, None
             await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
-        self._loaded = False
         self.__init_memory()
 
     def __init_memory(self) -> None:
@@ -500,3 +495,4 @@ class SqliteStore(MemoryStore):
         self._requested = self._committed = 0
         self._changed = None
         self._done = None
+        self._failure = None

@@ -428,3 +428,29 @@ async def test_the_file_stops_growing_under_steady_load(tmp_path: Path) -> None:
     assert max(events, runs, steps) < 300
     assert dedup <= 400  # the claims of the last day only
     assert max(size[0] for size in sizes[2:]) < 300  # levelled off
+
+
+async def test_a_failed_write_is_an_error_for_its_send_not_silence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the file cannot be written (a full disk, say), the send waiting on that commit
+    raises StoreError instead of returning ids; later writes go on."""
+    app = checkout_app(tmp_path / "app.db", eventbus.VirtualClock(start=T0))
+    write = SqliteStore._write
+    failing = [True]
+
+    def flaky_write(self: SqliteStore, batch: Any) -> None:
+        if failing[0]:
+            raise sqlite3.OperationalError("database or disk is full")
+        write(self, batch)
+
+    async with app.client:
+        monkeypatch.setattr(SqliteStore, "_write", flaky_write)
+        with pytest.raises(StoreError, match="disk is full"):
+            await app.client.send({"name": "shop/other"})
+        failing[0] = False
+        (event_id,) = await app.client.send({"name": "shop/other"})
+        conn = app.store._conn
+        assert conn is not None
+        stored = {row[0] for row in conn.execute("SELECT internal_id FROM events")}
+        assert event_id in stored
