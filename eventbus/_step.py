@@ -798,10 +798,7 @@ class Step:
             if record.status is StepStatus.COMPLETED:
                 return await self._memo(record)
             if record.status is StepStatus.FAILED:
-                hooks = self._replayed()
-                if hooks is not None:
-                    await hooks.before_execution()
-                raise _step_error(record)
+                raise await self._replayed_failure(record)
             raise self._suspend()  # still waiting (a parallel branch woke the run)
         try:
             ms = (

@@ -1092,15 +1092,9 @@ class Engine:
         self._resume(pause, None)
 
     def _fail_step(self, pause: Pause, error: dict[str, Any]) -> None:
-        record = pause.record
-        assert record is not None
-        record.status = StepStatus.FAILED
-        record.error = error
-        record._ended_ms = self.clock.now_ms()
-        pause.run._done_steps += 1
-        if self.durable:
-            self.store.touch(pause.run, record)
-        self._wake_run(pause.run)
+        assert pause.record is not None
+        pause.record.error = error
+        self._end_step(pause.run, pause.record, StepStatus.FAILED)
 
     # ------------------------------------------------------------------ cancellation
 
@@ -1170,15 +1164,19 @@ class Engine:
             self._remove_pause(name, pause)
 
     def _resume(self, pause: Pause, output: dict[str, Any] | None) -> None:
-        record = pause.record
-        assert record is not None
-        record.status = StepStatus.COMPLETED
-        record.output = output
+        assert pause.record is not None
+        pause.record.output = output
+        self._end_step(pause.run, pause.record, StepStatus.COMPLETED)
+
+    def _end_step(self, run: Run, record: StepRecord, status: StepStatus) -> None:
+        """A step the run was suspended in ended (a wait matched or timed out, an invoke
+        finished, a sleep is over): record it and wake the run."""
+        record.status = status
         record._ended_ms = self.clock.now_ms()
-        pause.run._done_steps += 1
+        run._done_steps += 1
         if self.durable:
-            self.store.touch(pause.run, record)
-        self._wake_run(pause.run)
+            self.store.touch(run, record)
+        self._wake_run(run)
 
     def _wake_run(self, run: Run) -> None:
         """Queue a suspended run to execute again (unless it has ended meanwhile)."""
@@ -1203,12 +1201,7 @@ class Engine:
                 self._resume(pause, value)
 
     def _end_sleep(self, run: Run, record: StepRecord) -> None:
-        record.status = StepStatus.COMPLETED
-        record._ended_ms = self.clock.now_ms()
-        run._done_steps += 1
-        if self.durable:
-            self.store.touch(run, record)
-        self._wake_run(run)
+        self._end_step(run, record, StepStatus.COMPLETED)
 
     async def send_events(self, events: Any) -> list[str]:
         """Send events for ``step.send_event``: into this engine, the one running the run."""

@@ -31,6 +31,31 @@ def wait_for(predicate: object, what: str, seconds: float = 10) -> None:
         time.sleep(0.02)
 
 
+def start_serve(cwd: Path, target: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """`python -m eventbus serve target *args` in ``cwd`` on a free port, once healthy."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eventbus", "serve", target, "--port", str(port), *args],
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(up, "serve to start", seconds=30)
+    except BaseException:  # pragma: no cover - only when the test fails
+        process.kill()
+        process.communicate()
+        raise
+    return process, port
+
+
 @pytest.fixture
 def guarded() -> Iterator[str]:
     """A hardened server (head timeout 0.5 s, at most 4 connections) in a thread."""
@@ -126,32 +151,8 @@ def test_serve_exits_on_the_first_signal_within_the_shutdown_timeout(
     """`serve` with a run that never ends exits on the first SIGTERM or SIGINT within
     --shutdown-timeout, naming the unfinished run."""
     (tmp_path / "served_app.py").write_text(APP)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eventbus",
-            "serve",
-            "served_app:client",
-            "--port",
-            str(port),
-            "--shutdown-timeout",
-            "1",
-        ],
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, port = start_serve(tmp_path, "served_app:client", "--shutdown-timeout", "1")
     try:
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, "serve to start", seconds=30)
         sent = httpx.post(f"http://127.0.0.1:{port}/e/key", json={"name": "app/forever"})
         assert sent.status_code == 200
         time.sleep(0.2)  # let the run start executing
@@ -203,32 +204,7 @@ def test_serve_with_a_db_survives_sigkill(tmp_path: Path) -> None:
     db = tmp_path / "app.db"
 
     def start() -> tuple[subprocess.Popen[str], int]:
-        port = free_port()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "eventbus",
-                "serve",
-                "durable_app:client",
-                "--port",
-                str(port),
-                "--db",
-                str(db),
-            ],
-            cwd=tmp_path,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, "serve to start", seconds=30)
-        return process, port
+        return start_serve(tmp_path, "durable_app:client", "--db", str(db))
 
     first, port = start()
     try:
