@@ -75,7 +75,7 @@ def steps_table(benches: list[dict[str, Any]]) -> list[str]:
     found: dict[tuple[str, int], dict[bool, float]] = defaultdict(dict)
     for bench in benches:
         info = bench["extra_info"]
-        if "steps" not in info:
+        if "steps" not in info or "kind" in info:
             continue
         per_step = bench["stats"]["median"] / (info["steps"] * info["runs"]) * 1e6
         found[(info["backend"], info["steps"])][bool(info.get("middleware"))] = per_step
@@ -140,6 +140,47 @@ def http_tables(benches: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def store_tables(benches: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| backend | case | MemoryStore | SqliteStore | SqliteStore / MemoryStore |",
+        "|---|---|---|---|---|",
+    ]
+    rows = []
+    for bench in benches:
+        info = bench["extra_info"]
+        if info.get("kind") != "store":
+            continue
+        sqlite, memory = bench["stats"]["median"], info["memory_seconds"]
+        if info["case"] == "step":
+            steps = info["events"] * info["steps"]
+            cells = f"{memory / steps * 1e6:.1f} µs/step | {sqlite / steps * 1e6:.1f} µs/step"
+        else:
+            unit = "sends/s" if info["steps"] is None else "runs/s"
+            n = info["events"]
+            cells = f"{n / memory:,.0f} {unit} | {n / sqlite:,.0f} {unit}"
+        rows.append((info["backend"], info["case"], f"{cells} | {memory / sqlite:.2f}x"))
+    lines += [f"| {b} | {c} | {cells} |" for b, c, cells in sorted(rows)]
+    lines += [
+        "",
+        "| two-step workflows, SQLite | durability | eventbus | DBOS Transact | eventbus / DBOS |",
+        "|---|---|---|---|---|",
+    ]
+    for bench in sorted(benches, key=lambda b: (b["extra_info"].get("mode", ""), b["group"] or "")):
+        info = bench["extra_info"]
+        if info.get("kind") != "dbos":
+            continue
+        mode = {
+            "sequential": "one at a time",
+            "started": "all started, then awaited",
+        }[info["mode"]]
+        level = "WAL, synchronous=NORMAL" if info["journal"] == "wal" else "synchronous=FULL"
+        ours, theirs = info["eventbus_per_s"], info["dbos_per_s"]
+        lines.append(
+            f"| {mode} | {level} | {ours:,.0f}/s | {theirs:,.0f}/s | {ours / theirs:.1f}x |"
+        )
+    return lines
+
+
 def main(argv: list[str]) -> int:
     path = Path(argv[0] if argv else ".benchmarks/latest.json")
     benches = load(path)
@@ -153,6 +194,8 @@ def main(argv: list[str]) -> int:
     print("\n".join(suite_table(benches)))
     print()
     print("\n".join(http_tables(benches)))
+    print()
+    print("\n".join(store_tables(benches)))
     return 0
 
 

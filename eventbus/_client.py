@@ -301,8 +301,15 @@ class Inngest:
             return prepare_batch(events, max_events=2**62, max_bytes=2**62)
         return self._validate(events)
 
-    def _new_engine(self, *, clock: Clock | None = None, seed: int | None = None) -> Engine:
-        """A fresh engine over this client's functions and settings."""
+    def _new_engine(
+        self,
+        *,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        store: MemoryStore | None = None,
+    ) -> Engine:
+        """A fresh engine over this client's functions and settings (and its store, unless
+        another is given)."""
         self._registry.check_start()
         return Engine(
             registry=self._registry,
@@ -314,7 +321,7 @@ class Inngest:
             max_queued_runs=self.max_queued_runs,
             max_concurrency=self.max_concurrency,
             shutdown_timeout=self.shutdown_timeout,
-            store=self.store,
+            store=self.store if store is None else store,
         )
 
     def _validate(self, events: object) -> EventBatch:

@@ -22,9 +22,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from anyio.lowlevel import checkpoint
+
 from ._clock import datetime_to_ms
 from ._duration import parse_duration_ms
 from ._errors import (
+    EngineNotRunningError,
     EventValidationError,
     ExpressionError,
     NonRetriableError,
@@ -41,7 +44,7 @@ from ._run import StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ._context import _ContextBase
-    from ._engine import Engine
+    from ._engine import Engine, Harness
     from ._function import Function
     from ._middleware import Hooks
     from ._run import Run
@@ -461,6 +464,9 @@ class Step:
             _current_step.reset(token)
             raise
         _current_step.reset(token)
+        harness = engine.harness
+        if harness is not None and harness.crash_points:
+            await self._crash_point(harness, record, committed=False)
         try:
             encoded = encode_output(value)
         except OutputError as exc:
@@ -488,9 +494,26 @@ class Step:
             # Committed before the handler goes on: a step whose result is in the store
             # never runs again, whatever happens to this process.
             await engine.store.commit()
+        if harness is not None and harness.crash_points:
+            await self._crash_point(harness, record, committed=True)
         if self._execution.hooks is not None:
             return await self._end(record, output, None, rerun=True)
         return output
+
+    async def _crash_point(self, harness: Harness, record: StepRecord, *, committed: bool) -> None:
+        """eventbus.testing's crash_after: stop the engine here, as a killed process."""
+        key = record.id
+        if harness.crash_point(self._run.function.id, key, committed):
+            if not committed:
+                # Nothing of this attempt was recorded (SqliteStore writes a step's
+                # attempts with its result): a MemoryStore forgets it too.
+                record.attempts -= 1
+            self._engine.crash()
+            await checkpoint()  # the crash cancelled this run's worker: it ends here
+            # A sync handler's step runs outside that worker: its thread is abandoned.
+            raise EngineNotRunningError(
+                f"the engine crashed after step {key!r} (bus.crash_after); restart it"
+            )
 
     async def _failed(self, record: StepRecord, exc: BaseException) -> StepError:
         """The step failed for good; with middleware that ends the execution, and the

@@ -29,6 +29,18 @@ class Harness:
         self.sent_by: dict[str, str] = {}
         #: If set, wait_for_event and invoke must be mocked (the mocked-runner contract).
         self.require_stubs = False
+        #: (function id, step id) -> crash the engine once that step ran: after its result
+        #: was recorded (True) or before (False). See Bus.crash_after; each fires once.
+        self.crash_points: dict[tuple[str, str], bool] = {}
+
+    def crash_point(self, function_id: str, step_key: str, committed: bool) -> bool:
+        """Whether the engine must crash here (the point is used up if so)."""
+        points = self.crash_points
+        for key in ((function_id, step_key), (function_id, step_key.split(":", 1)[0])):
+            if points.get(key) is committed:
+                del points[key]
+                return True
+        return False
 
     def mock_for(self, function_id: str, step_key: str) -> tuple[bool, Any]:
         mocks = self.step_mocks

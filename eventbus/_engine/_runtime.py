@@ -42,9 +42,9 @@ import anyio.abc
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
-import sniffio
 from anyio.lowlevel import checkpoint
 
+from .._backend import current_backend
 from .._clock import Clock, VirtualClock
 from .._context import Context, ContextSync
 from .._errors import (
@@ -128,7 +128,7 @@ async def _cancelled_for_real() -> bool:
     """After a handler raised the backend's cancellation exception: is this task (or a
     scope around it) really being cancelled, or did the handler raise one it caught
     elsewhere (say, from awaiting a task somebody else cancelled)?"""
-    if sniffio.current_async_library() == "asyncio" and sys.version_info >= (3, 11):
+    if current_backend() == "asyncio" and sys.version_info >= (3, 11):
         import asyncio
 
         task = asyncio.current_task()
@@ -197,6 +197,9 @@ class Engine:
         self._token: anyio.lowlevel.EventLoopToken | None = None
         #: True while the engine drains at shutdown: sends from outside are refused.
         self.draining = False
+        #: True once crash() stopped it: as if the process had died there.
+        self.crashed = False
+        self._worker_scopes: set[anyio.CancelScope] = set()
         self._wake = anyio.Event()
         self._wake_pending = False
         self._settled: anyio.Event | None = None
@@ -255,7 +258,32 @@ class Engine:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        self.report_unfinished("eventbus engine stopped")
+        if not self.crashed:
+            self.report_unfinished("eventbus engine stopped")
+
+    def crash(self) -> None:
+        """Stop at once, as if the process had died right here (eventbus.testing's
+        ``crash_after``): every executing run is cancelled where it is, nothing drains,
+        and the store writes nothing more, so what it holds is exactly what a new engine
+        over it takes up."""
+        if self.crashed or self._tg is None:
+            return
+        self.crashed = True
+        self._tg = None
+        self.store.abandon()
+        self._ready.clear()  # still QUEUED in the store: the next engine queues them
+        for scope in self._worker_scopes:
+            scope.cancel()
+        if self._timer_changed is not None:
+            self._timer_changed.set()  # the real-clock timer loop ends
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._release_senders()
+        if self._settled is not None:
+            self._settled.set()
+            self._settled = None
+        self.report_unfinished("eventbus engine crashed (simulated by eventbus.testing)")
 
     def unfinished_runs(self) -> list[Run]:
         """Runs not yet COMPLETED, FAILED or CANCELLED, oldest first."""
@@ -279,7 +307,7 @@ class Engine:
             len(unfinished),
             f"kept in {self.store!r}; they resume when an engine starts over it again"
             if self.durable
-            else "lost with this in-memory engine",
+            else f"kept only in this process's memory ({self.store!r})",
             named,
             f"; and {more} more (client.runs() lists them)" if more > 0 else "",
         )
@@ -387,7 +415,7 @@ class Engine:
         """Refuse outside sends; wait up to ``shutdown_timeout`` for runs to finish."""
         self.draining = True
         self._release_senders()
-        if not self._active:
+        if not self._active or self.crashed:
             return  # nothing queued or executing (the usual case after a settle)
         if self.shutdown_timeout == math.inf:
             await self.settle()
@@ -609,14 +637,19 @@ class Engine:
 
     async def _worker(self) -> None:
         self._starting -= 1
+        scopes = self._worker_scopes
         try:
-            while True:
+            while not self.crashed:
                 # One cancel scope per worker, not per run (entering one costs 3-5 us):
                 # cancelling the run this worker executes cancels the scope, and the worker
                 # goes on in a fresh one, so the cancellation can never reach another run.
                 with anyio.CancelScope() as scope:
-                    if await self._work(scope):
-                        return
+                    scopes.add(scope)
+                    try:
+                        if await self._work(scope):
+                            return
+                    finally:
+                        scopes.discard(scope)
         finally:
             self._workers -= 1
 
@@ -751,7 +784,8 @@ class Engine:
         )
 
     async def settle(self, *, advance_time: bool = False) -> None:
-        """Return when no run is executing and none is queued.
+        """Return when no run is executing and none is queued (and, with a durable store,
+        when everything they did is written).
 
         With ``advance_time=True`` (virtual clock only) keep jumping the clock to the next
         due timer until none is left.
@@ -762,12 +796,14 @@ class Engine:
                 "clock=eventbus.VirtualClock()"
             )
         while True:
-            while self._active:
+            while self._active and not self.crashed:
                 if self._settled is None:
                     self._settled = anyio.Event()
                 await self._settled.wait()
-            due = self._next_timer() if advance_time else None
+            due = self._next_timer() if advance_time and not self.crashed else None
             if due is None:
+                if self.durable and not self.crashed:
+                    await self.store.commit()  # and what the runs did is in the store
                 return
             assert isinstance(self.clock, VirtualClock)
             self.clock.advance_to_ms(due)
@@ -801,7 +837,7 @@ class Engine:
             raise UsageError("advance a VirtualClock from the thread that runs its engine")
 
     async def _timer_loop(self) -> None:
-        while True:
+        while not self.crashed:
             self._fire_due()
             delay = math.inf
             due = self._next_timer()
@@ -816,6 +852,12 @@ class Engine:
     async def _execute(self, run: Run) -> None:
         if run.status.is_finished:
             return  # cancelled while it was queued
+        if self.durable and run._started_ms is None:
+            # A run starts only once its events are in the store: a send that fails
+            # (the process dies before its commit) has had no effect at all.
+            await self.store.commit()
+            if run.status.is_finished:
+                return  # pragma: no cover - cancelled during the commit
         run._due_ms = None
         await self._execute_once(run)
         if self.durable:

@@ -2,7 +2,7 @@
 
 The working set stays in memory (a :class:`MemoryStore` underneath: the engine reads at
 memory speed); every change is also written to the file, by one writer, in the
-background, off the event loop (``sqlite3`` in a worker thread). Writes are grouped:
+background, off the event loop (``sqlite3`` in a thread of its own). Writes are grouped:
 whatever the engine changed while the previous transaction was being written goes into
 the next one (group commit). The engine waits for the commit where a promise depends
 on it: ``send`` returns ids only once its events and the runs they start are
@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
-import anyio.to_thread
 
 from .._dedup import DEDUP_WINDOW_MS, DedupIndex
 from .._errors import EventbusError
 from .._event import make_stored
 from .._run import Run, RunStatus, StepRecord, StepStatus
 from ._memory import MemoryStore
+from ._thread import WorkerThread
 
 if TYPE_CHECKING:
     from .._event import StoredEvent
@@ -65,6 +65,8 @@ _Batch = tuple[
 ]
 #: Prune the file's history every this many commits.
 PRUNE_EVERY = 64
+#: How long (seconds) changes nobody waits for may gather before they are written.
+LINGER = 0.01
 
 
 class StoreError(EventbusError):
@@ -182,18 +184,20 @@ class SqliteStore(MemoryStore):
         self.synchronous = synchronous
         self.dedup: _ClaimingIndex = _ClaimingIndex()
         self._conn: sqlite3.Connection | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._thread: WorkerThread | None = None
         self._new_events: list[StoredEvent] = []
         self._dirty_runs: dict[str, Run] = {}
         self._dirty_steps: dict[tuple[str, str], tuple[Run, StepRecord]] = {}
         self._requested = 0  # changes made so far (a generation number)
         self._committed = 0  # changes written so far
         self._changed: anyio.Event | None = None
+        self._urgent: anyio.Event | None = None
         self._done: anyio.Event | None = None
         #: The last write that failed: (first, last) generation it held, and the error.
         self._failure: tuple[int, int, BaseException] | None = None
         self._commits = 0
         self._writer_scope: anyio.CancelScope | None = None
+        self._abandoned = False
 
     def __repr__(self) -> str:
         return f"<SqliteStore {str(self.path)!r}>"
@@ -323,8 +327,15 @@ class SqliteStore(MemoryStore):
 
     async def open(self, registry: Registry) -> tuple[list[Run], list[str]]:
         """Open the file and return the runs to take up (see MemoryStore.open)."""
-        self._limiter = anyio.CapacityLimiter(1)
-        return await anyio.to_thread.run_sync(self._load, registry, limiter=self._limiter)
+        self._thread = WorkerThread(f"eventbus-sqlite {self.path.name}")
+        self._thread.start()
+        try:
+            with anyio.CancelScope(shield=True):
+                loaded = await self._thread.call(lambda: self._load(registry))
+        except BaseException:
+            self._stop_thread()
+            raise
+        return loaded
 
     # ------------------------------------------------------------------ writing
 
@@ -350,6 +361,8 @@ class SqliteStore(MemoryStore):
         self.touch(run)
 
     def _mark(self) -> None:
+        if self._abandoned:
+            return
         self._requested += 1
         changed = self._changed
         if changed is not None:
@@ -359,8 +372,12 @@ class SqliteStore(MemoryStore):
         """Return once every change made before the call is in the file."""
         target = self._requested
         while self._committed < target:
+            if self._abandoned:
+                self._refuse_abandoned()
             if self._done is None:
                 self._done = anyio.Event()
+            if self._urgent is not None:
+                self._urgent.set()  # the writer stops lingering: someone waits
             await self._done.wait()
         failure = self._failure
         if failure is not None and failure[0] < target <= failure[1]:
@@ -369,6 +386,27 @@ class SqliteStore(MemoryStore):
                 f"writing to {str(self.path)!r} failed ({exc}): what was sent or done just "
                 "now is not in the file"
             ) from exc
+
+    def _refuse_abandoned(self) -> None:
+        raise StoreError(
+            f"the engine stopped abruptly (a simulated crash) before this was written to "
+            f"{str(self.path)!r}: it is not in the file"
+        )
+
+    def abandon(self) -> None:
+        """The engine crashed (eventbus.testing): write nothing more. What is not in the
+        file yet is lost, as if the process had died; a write under way still lands."""
+        self._abandoned = True
+        if self._writer_scope is not None:
+            self._writer_scope.cancel()
+            self._writer_scope = None
+        self._new_events = []
+        self._dirty_runs = {}
+        self._dirty_steps = {}
+        self.dedup.claims = []
+        done, self._done = self._done, None
+        if done is not None:
+            done.set()  # whoever waits for a commit is told it did not happen
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Start the writer in the engine's task group."""
@@ -381,6 +419,13 @@ class SqliteStore(MemoryStore):
                 if self._committed >= self._requested:
                     self._changed = anyio.Event()
                     await self._changed.wait()
+                if self._done is None:
+                    # Nobody waits for these changes (a step started, a run ended):
+                    # let more gather, until someone commits or LINGER passes.
+                    self._urgent = anyio.Event()
+                    with anyio.move_on_after(LINGER):
+                        await self._urgent.wait()
+                    self._urgent = None
                 await self._flush()
 
     async def _flush(self) -> None:
@@ -389,7 +434,8 @@ class SqliteStore(MemoryStore):
         try:
             # Shielded: a batch taken is a batch written, even if the engine is stopping.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._write, batch, limiter=self._limiter)
+                assert self._thread is not None
+                await self._thread.call(lambda: self._write(batch))
         except Exception as exc:  # the disk is full, say: every waiter on it is told
             self._failure = (start, target, exc)
         self._committed = target
@@ -422,21 +468,27 @@ class SqliteStore(MemoryStore):
             return
         conn.execute("BEGIN")
         try:
-            conn.executemany(
-                "INSERT OR IGNORE INTO events (internal_id, body) VALUES (?, ?)", events
-            )
-            conn.executemany(
-                "INSERT INTO runs (run_id, finished, body) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id) DO UPDATE SET finished = excluded.finished, "
-                "body = excluded.body",
-                runs,
-            )
-            conn.executemany(
-                "INSERT INTO steps (run_id, step_id, pos, body) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (run_id, step_id) DO UPDATE SET body = excluded.body",
-                steps,
-            )
-            conn.executemany("INSERT OR REPLACE INTO dedup (key, first_ms) VALUES (?, ?)", claims)
+            if events:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events (internal_id, body) VALUES (?, ?)", events
+                )
+            if runs:
+                conn.executemany(
+                    "INSERT INTO runs (run_id, finished, body) VALUES (?, ?, ?) "
+                    "ON CONFLICT (run_id) DO UPDATE SET finished = excluded.finished, "
+                    "body = excluded.body",
+                    runs,
+                )
+            if steps:
+                conn.executemany(
+                    "INSERT INTO steps (run_id, step_id, pos, body) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (run_id, step_id) DO UPDATE SET body = excluded.body",
+                    steps,
+                )
+            if claims:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO dedup (key, first_ms) VALUES (?, ?)", claims
+                )
             self._commits += 1
             if self._commits % PRUNE_EVERY == 0:
                 self._prune(conn)
@@ -476,14 +528,22 @@ class SqliteStore(MemoryStore):
         if self._conn is None:
             return
         if self._writer_scope is not None:
-            self._writer_scope.cancel()  # a write under way finishes first (to_thread)
+            self._writer_scope.cancel()  # a write under way finishes first (shielded)
             self._writer_scope = None
         with anyio.CancelScope(shield=True):
-            if self._committed < self._requested or self._new_events or self._dirty_runs:
+            pending = self._committed < self._requested or self._new_events or self._dirty_runs
+            if pending and not self._abandoned:
                 await self._flush()
             conn, self._conn = self._conn, None
-            await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+            assert self._thread is not None
+            await self._thread.call(conn.close)
+            self._stop_thread()
         self.__init_memory()
+
+    def _stop_thread(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop()
 
     def __init_memory(self) -> None:
         """Forget the working set: the next engine reads the file again."""
@@ -494,5 +554,7 @@ class SqliteStore(MemoryStore):
         self._dirty_steps = {}
         self._requested = self._committed = 0
         self._changed = None
+        self._urgent = None
         self._done = None
         self._failure = None
+        self._abandoned = False

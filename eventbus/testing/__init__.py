@@ -19,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 
+from .._backend import current_backend
 from .._client import ROUTES, Inngest
 from .._clock import Clock, VirtualClock
 from .._engine import Engine, Harness
@@ -31,6 +33,7 @@ from .._errors import UsageError
 from .._event import StoredEvent
 from .._function import Function
 from .._run import Run, RunStatus
+from ..stores import MemoryStore
 
 __all__ = ("Bus", "Decision", "StepCall", "running")
 
@@ -73,6 +76,22 @@ class Bus:
         self.engine = engine
         self.seed = seed
         self._harness = engine.harness or Harness()
+        self._serving: contextlib.AsyncExitStack | None = None
+        self._routes: dict[Inngest, Engine] = {}
+
+    async def _start(self, engine: Engine) -> None:
+        engine.harness = self._harness
+        if self.seed is not None:
+            engine.shuffler = random.Random(self.seed)
+        self.engine = self._routes[self.client] = engine
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(engine.serving())
+        self._serving = stack
+
+    async def _stop(self) -> None:
+        stack, self._serving = self._serving, None
+        if stack is not None:
+            await stack.aclose()
 
     # ------------------------------------------------------------------ driving
 
@@ -90,6 +109,46 @@ class Bus:
         """Wait until nothing is running or queued; with ``advance_time=True`` also jump
         the virtual clock through every timer (sleeps, waits, retries) until none is left."""
         await self.engine.settle(advance_time=advance_time)
+
+    # ------------------------------------------------------------------ crashes
+
+    def crash_after(
+        self, function: str | Function, step_id: str, *, committed: bool = True
+    ) -> None:
+        """Crash the engine once ``step_id`` of ``function`` has run, as if the process
+        had been killed there; then ``await bus.restart()`` goes on from the store.
+
+        With ``committed=True`` (the default) the crash comes right after the step's
+        result is recorded in the store: after the restart the step is not run again.
+        With ``committed=False`` it comes after the step's code returned and before its
+        result is recorded: the step runs again (at least once, as on Inngest). The
+        crash stops every run where it is; nothing drains and nothing more is written.
+        ``step_id`` matches every reuse of the id (``"item"`` covers ``"item:1"``); the
+        crash happens once.
+        """
+        self._harness.crash_points[self.function_id(function), step_id] = committed
+
+    def crash(self) -> None:
+        """Crash the engine now, as if the process had been killed (sleeping and waiting
+        runs stay as the store has them); then ``await bus.restart()``."""
+        self.engine.crash()
+
+    @property
+    def crashed(self) -> bool:
+        """Whether the engine has crashed (and ``restart`` has not yet replaced it)."""
+        return self.engine.crashed
+
+    async def restart(self) -> None:
+        """Stop this engine (at once if it crashed, else as the block's end would) and
+        start a fresh one over the same store, clock, seed, mocks and records: it takes
+        up every unfinished run, as a process restarted over its database does.
+
+        Call it from the task that entered ``running``. ``client.send`` goes to the new
+        engine from then on.
+        """
+        old = self.engine
+        await self._stop()
+        await self._start(self.client._new_engine(clock=old.clock, seed=self.seed, store=old.store))
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a run (see ``Inngest.cancel``)."""
@@ -290,9 +349,7 @@ def _seed_scheduler(seed: int) -> None:
     asyncio runs ready tasks in FIFO order already; trio picks among them at random,
     from a generator it exposes for exactly this (its Hypothesis integration seeds it).
     """
-    import sniffio
-
-    if sniffio.current_async_library() == "trio":
+    if current_backend() == "trio":
         try:
             from trio._core import _run as trio_run
         except ImportError:  # pragma: no cover - a trio without that hook
@@ -335,12 +392,17 @@ async def running(
     seed: int | None = None,
     *,
     functions: Any = None,
+    store: MemoryStore | None = None,
 ) -> AsyncIterator[Bus]:
     """Run a fresh engine for ``client``'s functions for the length of the block.
 
     ``client`` is an eventbus client, or an official ``inngest.Inngest`` with
     ``functions=[...]``, the ``inngest.Function`` list its app passes to ``serve()``: they
     run unchanged, with their configuration and the SDK's context and step API.
+
+    ``store`` is where the engine keeps its records: by default the client's store (a
+    fresh :class:`~eventbus.stores.MemoryStore` when it has none). ``bus.crash_after``
+    and ``bus.restart`` test what survives a crash over it.
 
     ``clock`` defaults to a new :class:`VirtualClock`. ``seed`` makes the run
     reproducible: retry jitter, the order in which runs started by one event and parallel
@@ -362,17 +424,31 @@ async def running(
         raise UsageError(
             f"running() takes an eventbus.Inngest or an inngest.Inngest client, got {client!r}"
         )
-    engine = client._new_engine(clock=clock if clock is not None else VirtualClock(), seed=seed)
+    engine = client._new_engine(
+        clock=clock if clock is not None else VirtualClock(), seed=seed, store=store
+    )
     engine.harness = Harness()
     if seed is not None:
-        engine.shuffler = random.Random(seed)
         _seed_scheduler(seed)
     bus = Bus(client, engine, seed)
-    routes: dict[Inngest, Engine] = dict(ROUTES.get() or {})
+    # One dict for the block: restart() points it at the new engine, for every task.
+    routes = bus._routes = dict(ROUTES.get() or {})
     routes[client] = engine
     token = ROUTES.set(routes)
     try:
-        async with engine.serving():
+        await bus._start(engine)
+        try:
             yield bus
+        except BaseException:
+            # As `async with engine.serving()` would: the error is the block's.
+            stack, bus._serving = bus._serving, None
+            if stack is not None:
+                exc = sys.exc_info()
+                if not await stack.__aexit__(*exc):
+                    raise
+            else:  # pragma: no cover - restart() failed to start the new engine
+                raise
+        else:
+            await bus._stop()
     finally:
         ROUTES.reset(token)

@@ -26,8 +26,8 @@ from typing import Any
 
 import anyio
 import attrs
-import sniffio
 
+from .._backend import current_backend
 from .._client import Inngest as _Inngest
 from .._clock import VirtualClock
 from .._engine import Engine, Harness
@@ -138,9 +138,7 @@ def trigger(
     step_stubs: Mapping[str, object] | None = None,
 ) -> Result:
     """The blocking twin of :func:`trigger_async` (not inside a running event loop)."""
-    try:
-        sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
+    if current_backend() is None:
         return anyio.run(lambda: trigger_async(fn, event, client, step_stubs=step_stubs))
     raise UsageError(
         "trigger() was called inside a running event loop; use `await trigger_async(...)`"
