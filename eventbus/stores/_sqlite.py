@@ -14,7 +14,7 @@ survives the process being killed; a power cut may lose the last transactions (s
 ``synchronous="FULL"`` to survive that too, at the price of an fsync per commit). One
 process at a time: a second one opening the file gets :class:`StoreError`.
 
-Layout (schema version 1): ``meta`` (the marker and the schema version), ``events``
+Layout (schema version 2; older files are migrated as they are opened): ``meta`` (the marker and the schema version), ``events``
 (one JSON row per stored event, in arrival order), ``dedup`` (the ids claimed within the
 24 h window), ``runs`` (one JSON row per run: its state) and ``steps`` (one JSON row per
 journal record).
@@ -42,9 +42,9 @@ if TYPE_CHECKING:
     from .._event import StoredEvent
     from .._function import Registry
 
-SCHEMA_VERSION = 1
 _MARKER = "eventbus"
-_SCHEMA = (
+#: The tables as schema version 1 made them; every file starts from this, then migrates.
+_SCHEMA_V1 = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS events ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, internal_id TEXT NOT NULL UNIQUE, body TEXT NOT NULL)",
@@ -57,6 +57,15 @@ _SCHEMA = (
     " PRIMARY KEY (run_id, step_id))",
     "CREATE INDEX IF NOT EXISTS runs_finished ON runs (finished, seq)",
 )
+#: _MIGRATIONS[n - 1] takes a file from schema version n to n + 1, in the transaction
+#: that opens it. Never edit one that has shipped: add the next.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 2: pruning the dedup window deletes by first_ms; without an index that was a scan
+    # of every claim of the last day, once every PRUNE_EVERY commits.
+    ("CREATE INDEX IF NOT EXISTS dedup_first_ms ON dedup (first_ms)",),
+)
+#: The schema this eventbus writes (files of older versions are migrated on open).
+SCHEMA_VERSION = 1 + len(_MIGRATIONS)
 _Batch = tuple[
     list[tuple[str, str]],
     list[tuple[str, int, str]],
@@ -198,6 +207,8 @@ class SqliteStore(MemoryStore):
         self._commits = 0
         self._writer_scope: anyio.CancelScope | None = None
         self._abandoned = False
+        #: The schema version the file had when it was opened, if it was migrated.
+        self.migrated_from: int | None = None
 
     def __repr__(self) -> str:
         return f"<SqliteStore {str(self.path)!r}>"
@@ -227,15 +238,15 @@ class SqliteStore(MemoryStore):
                         f"tables {sorted(tables)} and no eventbus marker); give SqliteStore "
                         "a path of its own"
                     )
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-                if not meta:
+                if not tables:
+                    for statement in _SCHEMA_V1:
+                        conn.execute(statement)
                     conn.executemany(
                         "INSERT INTO meta (key, value) VALUES (?, ?)",
-                        [("marker", _MARKER), ("schema_version", str(SCHEMA_VERSION))],
+                        [("marker", _MARKER), ("schema_version", "1")],
                     )
-                elif meta.get("marker") != _MARKER:
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                if meta.get("marker") != _MARKER:
                     raise StoreError(
                         f"{str(path)!r} is not an eventbus database (its meta table says "
                         f"{meta.get('marker')!r}); give SqliteStore a path of its own"
@@ -247,6 +258,16 @@ class SqliteStore(MemoryStore):
                             f"{str(path)!r} was written by a newer eventbus (schema version "
                             f"{version}; this one reads up to {SCHEMA_VERSION}); upgrade "
                             "eventbus to open it"
+                        )
+                    if version < SCHEMA_VERSION:
+                        if tables:
+                            self.migrated_from = version
+                        for statements in _MIGRATIONS[version - 1 :]:
+                            for statement in statements:
+                                conn.execute(statement)
+                        conn.execute(
+                            "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                            (str(SCHEMA_VERSION),),
                         )
                 conn.execute("COMMIT")
             except BaseException:

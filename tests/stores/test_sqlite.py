@@ -454,3 +454,52 @@ async def test_a_failed_write_is_an_error_for_its_send_not_silence(
         assert conn is not None
         stored = {row[0] for row in conn.execute("SELECT internal_id FROM events")}
         assert event_id in stored
+
+
+DATA = Path(__file__).with_name("data")
+
+
+async def test_a_file_of_the_previous_schema_is_migrated(tmp_path: Path) -> None:
+    """data/schema-v1.db was written by eventbus with schema version 1 (the release
+    before the dedup_first_ms index): a completed run, a run sleeping an hour from T0 + 1h,
+    and the dedup claims of both orders. Opened now, it is migrated in place and every
+    promise holds across the upgrade."""
+    path = tmp_path / "app.db"
+    path.write_bytes((DATA / "schema-v1.db").read_bytes())
+    clock = eventbus.VirtualClock(start=T0 + datetime.timedelta(hours=1))
+    app = checkout_app(path, clock)
+    async with app.client:
+        assert app.store.migrated_from == 1
+        runs = {run.event.id: run for run in app.client.runs()}
+        assert runs["order-1"].status is eventbus.RunStatus.COMPLETED
+        assert runs["order-2"].status is eventbus.RunStatus.SLEEPING
+        await app.client.send({"name": "shop/order.paid", "id": "order-2", "data": {"id": 2}})
+        clock.advance(datetime.timedelta(hours=1))
+        await app.client.settle()
+        assert runs["order-2"].status is eventbus.RunStatus.COMPLETED
+        assert runs["order-2"].output == {"charged": "ch_1", "shipped": "sh_1"}
+        assert len(app.client.runs()) == 2  # the re-sent order-2 was a duplicate
+    assert app.calls == {"ship": 1}  # charge was in the v1 journal: not run again
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert version == (str(eventbus.stores.SCHEMA_VERSION),)
+    assert "dedup_first_ms" in indexes
+    again = checkout_app(path, clock)
+    async with again.client:
+        assert again.store.migrated_from is None  # already current
+        assert len(again.client.runs()) == 2
+
+
+async def test_a_new_file_has_the_schema_a_migrated_one_has(tmp_path: Path) -> None:
+    def schema(path: Path) -> list[tuple[str, str]]:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return sorted(conn.execute("SELECT name, sql FROM sqlite_master").fetchall())
+
+    migrated, new = tmp_path / "migrated.db", tmp_path / "new.db"
+    migrated.write_bytes((DATA / "schema-v1.db").read_bytes())
+    for path in (migrated, new):
+        app = checkout_app(path, eventbus.VirtualClock(start=T0))
+        async with app.client:
+            pass
+    assert schema(migrated) == schema(new)
