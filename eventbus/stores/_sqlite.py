@@ -14,10 +14,10 @@ survives the process being killed; a power cut may lose the last transactions (s
 ``synchronous="FULL"`` to survive that too, at the price of an fsync per commit). One
 process at a time: a second one opening the file gets :class:`StoreError`.
 
-Layout (schema version 2; older files are migrated as they are opened): ``meta`` (the marker and the schema version), ``events``
-(one JSON row per stored event, in arrival order), ``dedup`` (the ids claimed within the
-24 h window), ``runs`` (one JSON row per run: its state) and ``steps`` (one JSON row per
-journal record).
+Layout (schema version 2; older files are migrated as they are opened): ``meta`` (the
+marker and the schema version), ``events`` (one JSON row per stored event, in arrival
+order), ``dedup`` (the ids claimed within the 24 h window), ``runs`` (one JSON row per
+run: its state) and ``steps`` (one JSON row per journal record).
 """
 
 from __future__ import annotations
