@@ -33,7 +33,7 @@ from ._options import (
 )
 from ._run import Run, RunStatus
 from ._serializer import check_serializer
-from .stores import MemoryStore
+from .stores import Store
 from .transports import InProcessTransport, Transport
 
 H = TypeVar("H", bound=Handler)
@@ -138,13 +138,14 @@ class Inngest:
         request_timeout: int | float | None = None,
         serializer: object = None,
         middleware: list[Any] | None = None,
-        store: MemoryStore | None = None,
+        store: Store | None = None,
     ) -> None:
         #: Middleware of every function of this client (before each function's own).
-        if store is not None and not isinstance(store, MemoryStore):
+        if store is not None and not isinstance(store, Store):
             raise FunctionConfigError(
-                f"store must be an eventbus.stores store (MemoryStore() or "
-                f"SqliteStore(path)), got {store!r}"
+                f"store must be an eventbus.stores.Store (MemoryStore() or "
+                f"SqliteStore(path), or a class with every method of the Store protocol), "
+                f"got {store!r}"
             )
         #: Where engines of this client keep their records (None: a fresh MemoryStore
         #: per engine). An engine started over a store takes up its unfinished runs.
@@ -306,7 +307,7 @@ class Inngest:
         *,
         clock: Clock | None = None,
         seed: int | None = None,
-        store: MemoryStore | None = None,
+        store: Store | None = None,
     ) -> Engine:
         """A fresh engine over this client's functions and settings (and its store, unless
         another is given)."""

@@ -70,7 +70,7 @@ from .._json import OutputError, decode_output, encode_output
 from .._middleware import HookError, Hooks, StepOutput
 from .._run import Run, RunStatus, StepRecord, StepStatus
 from .._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
-from ..stores import MemoryStore
+from ..stores import MemoryStore, Store
 from ._harness import Harness
 from ._pauses import CANCEL, FAIL, Pause, Pauses
 from ._policy import backoff_ms, clamp_retry_after
@@ -156,7 +156,7 @@ class Engine:
         max_queued_runs: int | None = None,
         max_concurrency: int | None = None,
         shutdown_timeout: float = math.inf,
-        store: MemoryStore | None = None,
+        store: Store | None = None,
     ) -> None:
         self.registry = registry
         #: Validates what a run sends (``step.send_event``) against the client's limits.
@@ -178,7 +178,7 @@ class Engine:
         self._seed = seed
         self._random: random.Random | None = None  # made on first use: seeding costs ~9 us
         #: Events, dedup claims and runs (see eventbus.stores).
-        self.store = store if store is not None else MemoryStore()
+        self.store: Store = store if store is not None else MemoryStore()
         self.store.bind(event_retention)
         self.dedup = self.store.dedup
         #: True when the store keeps what it is given across processes (SqliteStore):

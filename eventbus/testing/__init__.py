@@ -33,7 +33,7 @@ from .._errors import UsageError
 from .._event import StoredEvent
 from .._function import Function
 from .._run import Run, RunStatus
-from ..stores import MemoryStore
+from ..stores import Store
 
 __all__ = ("Bus", "Decision", "StepCall", "running")
 
@@ -392,7 +392,7 @@ async def running(
     seed: int | None = None,
     *,
     functions: Any = None,
-    store: MemoryStore | None = None,
+    store: Store | None = None,
 ) -> AsyncIterator[Bus]:
     """Run a fresh engine for ``client``'s functions for the length of the block.
 
