@@ -6,8 +6,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._engine import Engine
     from ._event import StoredEvent
+    from ._host import StepHost
     from ._run import Run
     from ._step import Execution, Group, GroupSync, Step, StepSync
 
@@ -96,7 +96,7 @@ class _ContextBase:
         attempt: int,
         function_id: str,
         logger: Any,
-        engine: Engine,
+        engine: StepHost,
         run: Run,
         execution: Execution,
     ) -> None:

@@ -44,8 +44,9 @@ from ._run import StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from ._context import _ContextBase
-    from ._engine import Engine, Harness
     from ._function import Function
+    from ._harness import Harness
+    from ._host import StepHost
     from ._middleware import Hooks
     from ._run import Run
 
@@ -288,7 +289,7 @@ class Step:
 
     __slots__ = ("_ctx", "_engine", "_execution", "_run")
 
-    def __init__(self, engine: Engine, run: Run, execution: Execution) -> None:
+    def __init__(self, engine: StepHost, run: Run, execution: Execution) -> None:
         self._engine = engine
         self._run = run
         self._execution = execution
@@ -400,10 +401,12 @@ class Step:
         if in_branch:
             return record.output
         if rerun:
-            self._engine._enqueue(self._run)  # run again at once, from the top
+            self._engine.rerun(self._run)  # run again at once, from the top
         raise self._suspend()
 
     async def _execute(self, key: str, kind: str, thunk: Callable[[], Any]) -> Any:
+        if self._engine.crashed:  # a sync handler's thread, abandoned by a crash, goes on
+            raise EngineNotRunningError("the engine crashed (eventbus.testing): no more steps")
         record = self._run.journal.get(key)
         if record is not None:
             if record.status is StepStatus.COMPLETED:
@@ -493,7 +496,7 @@ class Step:
         if engine.durable:
             # Committed before the handler goes on: a step whose result is in the store
             # never runs again, whatever happens to this process.
-            await engine.store.commit()
+            await engine.commit()
         if harness is not None and harness.crash_points:
             await self._crash_point(harness, record, committed=True)
         if self._execution.hooks is not None:
@@ -520,7 +523,7 @@ class Step:
         next one replays the failure."""
         error = self._fail(record, exc)
         if self._engine.durable:
-            await self._engine.store.commit()
+            await self._engine.commit()
         if self._execution.hooks is not None:
             cause = exc if isinstance(exc, Exception) else error
             await self._end(record, None, cause, rerun=True, op="StepFailed")
@@ -536,7 +539,7 @@ class Step:
         if self._ctx is not None:
             self._ctx.attempt = 0
         if self._engine.durable:
-            self._engine.store.touch(self._run, record)
+            self._engine.touch(self._run, record)
 
     def _fail(self, record: StepRecord, exc: BaseException) -> StepError:
         record.status = StepStatus.FAILED
@@ -547,7 +550,7 @@ class Step:
         if self._ctx is not None:
             self._ctx.attempt = 0
         if self._engine.durable:
-            self._engine.store.touch(self._run, record)
+            self._engine.touch(self._run, record)
         return _step_error(record)
 
     # ------------------------------------------------------------------ tools
@@ -905,7 +908,7 @@ class Group:
 
     __slots__ = ("_engine", "_execution", "_run")
 
-    def __init__(self, engine: Engine, run: Run, execution: Execution) -> None:
+    def __init__(self, engine: StepHost, run: Run, execution: Execution) -> None:
         self._engine = engine
         self._run = run
         self._execution = execution

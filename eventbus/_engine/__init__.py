@@ -3,13 +3,12 @@
 - ``_policy``: the retry policy (backoff table, jitter, RetryAfterError bounds), pure;
 - ``_timers``: the timer heap (no clock read: callers say what time it is);
 - ``_pauses``: waits, invokes and cancel rules, matched against events (pure decisions);
-- ``_harness``: what eventbus.testing attaches (mocks, capture, decision records);
 - ``_runtime``: the shell, the only place that owns the task group, workers, timers and
   thread pools, applies decisions to runs, and writes through the store
   (:mod:`eventbus.stores`); ``Engine`` is its facade for the client and eventbus.testing.
 """
 
-from ._harness import Harness as Harness
+from .._harness import Harness as Harness
 from ._policy import BACKOFF_MS as BACKOFF_MS
 from ._policy import MAX_JITTER_MS as MAX_JITTER_MS
 from ._policy import backoff_ms as backoff_ms

@@ -65,13 +65,13 @@ from .._function import (
     Function,
     Registry,
 )
+from .._harness import Harness
 from .._ids import UlidGenerator
 from .._json import OutputError, decode_output, encode_output
 from .._middleware import HookError, Hooks, StepOutput
 from .._run import Run, RunStatus, StepRecord, StepStatus
 from .._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
 from ..stores import MemoryStore, Store
-from ._harness import Harness
 from ._pauses import CANCEL, FAIL, Pause, Pauses
 from ._policy import backoff_ms, clamp_retry_after
 from ._timers import Timers
@@ -1047,6 +1047,18 @@ class Engine:
         if self.durable:
             self.store.touch(run, record)
         self._add_timer(run, due, functools.partial(self._enqueue, run))
+
+    def rerun(self, run: Run) -> None:
+        """Execute ``run`` again at once (StepHost: a step with middleware ended)."""
+        self._enqueue(run)
+
+    def touch(self, run: Run, record: StepRecord | None = None) -> None:
+        """StepHost: ``run`` (and ``record``) changed; a durable store writes it."""
+        self.store.touch(run, record)
+
+    async def commit(self) -> None:
+        """StepHost: return once every change so far is in the store."""
+        await self.store.commit()
 
     def sleep_step(self, run: Run, record: StepRecord) -> None:
         """Suspend ``run`` until its sleep step ends."""

@@ -7,6 +7,7 @@ a restarted process takes up its database.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 import eventbus
@@ -201,6 +203,33 @@ async def test_a_sync_handler_crashes_too(make_store: Callable[[], MemoryStore])
         await bus.settle()
         assert bus.outputs("sync") == ["done"]
         assert calls == ["one", "two"]
+
+
+async def test_an_abandoned_thread_runs_no_more_steps() -> None:
+    app = eventbus.Inngest("shop", shutdown_timeout=0.0)
+    calls: list[str] = []
+    refused: list[Exception] = []
+    finished = threading.Event()
+
+    @app.create_function(fn_id="stubborn", trigger=eventbus.TriggerEvent(event="go"))
+    def handler(ctx: eventbus.ContextSync) -> str:
+        with contextlib.suppress(Exception):  # it swallows the crash ...
+            ctx.step.run("one", lambda: calls.append("one"))
+        try:
+            ctx.step.run("two", lambda: calls.append("two"))  # ... and goes on: refused
+        except eventbus.EngineNotRunningError as exc:
+            refused.append(exc)
+        finished.set()
+        return "done"
+
+    async with running(app) as bus:
+        bus.crash_after("stubborn", "one")
+        await bus.send({"name": "go"})
+        await bus.settle()
+        # The abandoned thread finishes on its own time.
+        assert await anyio.to_thread.run_sync(finished.wait, 10)
+        assert calls == ["one"]
+        assert "crashed" in str(refused[0])
 
 
 async def test_a_crash_point_matches_every_reuse_of_the_id_once() -> None:
