@@ -7,7 +7,7 @@ they can be driven by anything that implements it. ``eventbus._engine.Engine`` d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import random
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._run import Run, StepRecord
 
 
+@runtime_checkable
 class StepHost(Protocol):
     """What the step tools need from the engine running their run."""
 

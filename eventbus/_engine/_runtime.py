@@ -58,7 +58,6 @@ from .._errors import (
 from .._event import StoredEvent, make_stored
 from .._expr import CLOCK_KEY, CompiledExpression, compile_expression
 from .._function import (
-    CANCELLED_EVENT,
     FAILED_EVENT,
     FINISHED_EVENT,
     INVOKED_EVENT,
@@ -72,8 +71,25 @@ from .._middleware import HookError, Hooks, StepOutput
 from .._run import Run, RunStatus, StepRecord, StepStatus
 from .._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
 from ..stores import MemoryStore, Store
-from ._pauses import CANCEL, FAIL, Pause, Pauses
-from ._policy import backoff_ms, clamp_retry_after
+from ._machine import (
+    COMPLETE,
+    FAIL,
+    CancelAction,
+    Decision,
+    Outcome,
+    Retry,
+    RunFacts,
+    TimeoutAction,
+    announcements,
+    cancel,
+    end_of_execution,
+    pause_deadline,
+    resume,
+    retry_or_fail,
+)
+from ._pauses import CANCEL, Pause, Pauses
+from ._pauses import FAIL as FAIL_STEP
+from ._policy import clamp_retry_after
 from ._timers import Timers
 
 if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio depends on
@@ -335,8 +351,11 @@ class Engine:
                     await self.drain()
                 finally:
                     self.stop()
-                    await self.store.close()
+                    # Workers, timers and the store's writer end first (a write under
+                    # way lands), so nothing changes the records after the store closed.
                     tg.cancel_scope.cancel()
+                    with anyio.CancelScope(shield=True):
+                        await self.store.close()
         except BaseExceptionGroup as group:
             raise _unwrap(group) from None
         if body_error is not None:
@@ -384,29 +403,28 @@ class Engine:
                     run._started_ms + timeouts.finish_ms,
                     functools.partial(self._finish_timeout, run),
                 )
-            suspended = False
-            for record in run.journal.values():
-                if record.status is StepStatus.SLEEPING:
-                    suspended = True
+            plan = resume(
+                ((r.id, r.status, r.kind) for r in run.journal.values()), run._due_ms, now
+            )
+            for step_id, status, kind in plan.rearm:
+                record = run.journal[step_id]
+                if status is StepStatus.SLEEPING:
                     run.status = RunStatus.SLEEPING
                     assert record.wake_ms is not None
                     self._add_timer(
                         run, record.wake_ms, functools.partial(self._end_sleep, run, record)
                     )
-                elif record.status is StepStatus.WAITING:
-                    suspended = True
-                    if record.kind == "invoke":
-                        self._await_invoked(run, record)
-                    else:
-                        assert record.wait_for is not None
-                        event, if_exp = record.wait_for
-                        compiled = None if if_exp is None else compile_expression(if_exp)
-                        self.wait_step(run, record, event, compiled)
-            if suspended:
+                elif kind == "invoke":
+                    self._await_invoked(run, record)
+                else:
+                    assert record.wait_for is not None
+                    event, if_exp = record.wait_for
+                    compiled = None if if_exp is None else compile_expression(if_exp)
+                    self.wait_step(run, record, event, compiled)
+            if plan.suspended:
                 continue
-            due = run._due_ms
-            if due is not None and due > now:
-                self._add_timer(run, due, functools.partial(self._enqueue, run))
+            if plan.due_ms is not None:
+                self._add_timer(run, plan.due_ms, functools.partial(self._enqueue, run))
             else:
                 self._enqueue(run)
         self.log.info("took up %d unfinished run(s) from %r", len(runs), self.store)
@@ -671,6 +689,8 @@ class Engine:
                 try:
                     await self._execute(run)
                 except Exception as exc:  # a bug of the engine's: that run fails, not all
+                    if self.crashed:
+                        return True  # the store refused it: the engine is dead, not the run
                     self._internal_error(run, exc)
                 finally:
                     run._executing = False
@@ -906,29 +926,25 @@ class Engine:
                 )
         except HookError as exc:
             # A middleware hook raised: this execution failed with its error (retried).
-            if not (execution.interrupted or run.status.is_finished or run._cancel_requested):
-                self._retry_or_fail(run, exc.error, None)
+            self._end_execution(run, execution, Outcome.ERRORED, exc.error)
             return
         except Interrupt:
             return  # the step tool has scheduled what happens next
         except CancelRun:
             return  # _execute finishes the cancellation
         except FailRun as exc:
-            self._fail(run, exc.error)
+            self._end_execution(run, execution, Outcome.ABORTED, exc.error)
             return
         except (NonRetriableError, StepError, UsageError) as exc:
             # A step that failed for good, or misuse of the API: retrying cannot help.
-            if not execution.interrupted and not run._cancel_requested:
-                self._fail(run, exc)
+            self._end_execution(run, execution, Outcome.FAILED, exc)
             return
         except RetryAfterError as exc:
-            if not execution.interrupted and not run._cancel_requested:
-                delay = self.clamp_retry_after(exc.delay_ms(self.clock.now_ms()))
-                self._retry_or_fail(run, exc, delay)
+            delay = self.clamp_retry_after(exc.delay_ms(self.clock.now_ms()))
+            self._end_execution(run, execution, Outcome.RETRY_AFTER, exc, delay)
             return
         except Exception as exc:
-            if not (execution.interrupted or run.status.is_finished or run._cancel_requested):
-                self._retry_or_fail(run, exc, None)
+            self._end_execution(run, execution, Outcome.ERRORED, exc)
             return
         except anyio.get_cancelled_exc_class():
             if run.status.is_finished or await _cancelled_for_real():
@@ -952,12 +968,8 @@ class Engine:
                 f"{type(exc).__name__}"
             )
             raise
-        if run.status.is_finished:
-            return  # cancelled while executing (the handler swallowed it): already ended
-        if execution.interrupted:
-            return  # the handler swallowed an Interrupt; the run is suspended all the same
-        if run._cancel_requested:
-            return  # a cancel event came while it executed: _execute ends it CANCELLED
+        if self._decide(run, execution, Outcome.RETURNED) is not COMPLETE:
+            return  # already ended, suspended all the same, or to end CANCELLED
         if function.serializer is not None and function.output_type is not None:
             try:
                 output = function.serializer.serialize(output, function.output_type)
@@ -1028,7 +1040,9 @@ class Engine:
     def retry_step(self, run: Run, record: StepRecord, delay: int | None) -> None:
         """Schedule the next attempt of a failed step (the run re-executes then)."""
         if delay is None:
-            delay = backoff_ms(record.attempts - 1, self.random)
+            decision = retry_or_fail(record.attempts, run.function.retries, None, self.random)
+            assert isinstance(decision, Retry), "retry_step is for attempts that remain"
+            delay = decision.delay_ms
         if run._retrying is None:
             run._retrying = set()
         run._retrying.add(record.id)  # the step the next execution targets
@@ -1128,12 +1142,15 @@ class Engine:
         return correlation_id
 
     def _time_out(self, name: str, pause: Pause) -> None:
-        if pause.done:
+        action = pause_deadline(
+            done=pause.done, cancels=pause.cancels, invoke=pause.correlation_id is not None
+        )
+        if action is TimeoutAction.NONE:
             return
         self._remove_pause(name, pause)
-        if pause.cancels:
+        if action is TimeoutAction.EXPIRE:
             return  # the cancel rule expired
-        if pause.correlation_id is not None:
+        if action is TimeoutAction.FAIL_STEP:
             self._fail_step(
                 pause,
                 {
@@ -1182,12 +1199,15 @@ class Engine:
         with ``interrupt=False`` (cancel rules, as on Inngest) it ends at its next step
         boundary instead, letting a step that is executing finish.
         """
-        if run.status.is_finished:
+        action = cancel(
+            finished=run.status.is_finished, executing=run._executing, interrupt=interrupt
+        )
+        if action is CancelAction.NONE:
             return False
-        if run._executing:
+        if action is not CancelAction.END:
             run._cancel_requested = True
-            if not interrupt:
-                return True  # it ends at its next step
+            if action is CancelAction.AT_NEXT_STEP:
+                return True
             run._scope.cancel()  # the worker's: the handler stops at its current await
         self._finish_cancelled(run)
         return True
@@ -1249,7 +1269,7 @@ class Engine:
             self._remove_pause(stored.name, pause)
             if action == CANCEL:
                 self.cancel_run(pause.run, interrupt=False)
-            elif action == FAIL:
+            elif action == FAIL_STEP:
                 self._fail_step(pause, value)
             else:
                 self._resume(pause, value)
@@ -1264,12 +1284,41 @@ class Engine:
         batch = self.validate(events)
         return await self.accept(batch.decoded) if batch.decoded else []
 
-    def _retry_or_fail(self, run: Run, exc: Exception, delay: int | None) -> None:
-        if run.attempts > run.function.retries:
+    def _decide(
+        self, run: Run, execution: Execution, outcome: Outcome, delay: int | None = None
+    ) -> Decision:
+        facts = RunFacts(
+            attempts=run.attempts,
+            retries=run.function.retries,
+            finished=run.status.is_finished,
+            interrupted=execution.interrupted,
+            cancel_requested=run._cancel_requested,
+        )
+        return end_of_execution(facts, outcome, self.random, delay)
+
+    def _end_execution(
+        self,
+        run: Run,
+        execution: Execution,
+        outcome: Outcome,
+        exc: BaseException,
+        delay: int | None = None,
+    ) -> None:
+        """Apply the state machine's decision on an execution that raised ``exc``."""
+        decision = self._decide(run, execution, outcome, delay)
+        if decision is FAIL:
             self._fail(run, exc)
-            return
-        if delay is None:
-            delay = backoff_ms(run.attempts - 1, self.random)
+        elif isinstance(decision, Retry):
+            self._retry(run, exc, decision.delay_ms)
+
+    def _retry_or_fail(self, run: Run, exc: Exception, delay: int | None) -> None:
+        decision = retry_or_fail(run.attempts, run.function.retries, delay, self.random)
+        if isinstance(decision, Retry):
+            self._retry(run, exc, decision.delay_ms)
+        else:
+            self._fail(run, exc)
+
+    def _retry(self, run: Run, exc: BaseException, delay: int) -> None:
         run.error = error_info(exc)
         run._body_retry = True
         run.next_attempt = run.attempts
@@ -1315,24 +1364,19 @@ class Engine:
 
         Runs started by these system events announce nothing (no recursion).
         """
-        if run.events[0].name in _SYSTEM_NAMES:
-            return
+        names = announcements(run.status, system_run=run.events[0].name in _SYSTEM_NAMES)
         status = run.status.value  # "Completed", "Failed" or "Cancelled", as Inngest says
-        finished = self._finish_payload(run, status)
-        if run.status is RunStatus.COMPLETED:
-            finished["result"] = run.output
-        else:
-            finished["error"] = run.error
-        self._emit(FINISHED_EVENT, finished, now)
-        extra = None
-        if run.status is RunStatus.FAILED:
-            extra = FAILED_EVENT
-        elif run.status is RunStatus.CANCELLED:
-            extra = CANCELLED_EVENT
-        if extra is not None:
+        for name in names:
             payload = self._finish_payload(run, status)
-            payload["error"] = run.error
-            self._emit(extra, payload, now, event_id=run.run_id)  # its id is the run id
+            if name == FINISHED_EVENT:
+                if run.status is RunStatus.COMPLETED:
+                    payload["result"] = run.output
+                else:
+                    payload["error"] = run.error
+                self._emit(name, payload, now)
+            else:
+                payload["error"] = run.error
+                self._emit(name, payload, now, event_id=run.run_id)  # its id is the run id
 
     @staticmethod
     def _finish_payload(run: Run, status: str) -> dict[str, Any]:

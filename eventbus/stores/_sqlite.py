@@ -485,8 +485,7 @@ class SqliteStore(MemoryStore):
     def _write(self, batch: _Batch) -> None:
         events, runs, steps, claims = batch
         conn = self._conn
-        if conn is None:  # pragma: no cover - closed meanwhile (nothing is lost: close flushes)
-            return
+        assert conn is not None, "writes run before the close, in the store's thread"
         conn.execute("BEGIN")
         try:
             if events:
@@ -555,9 +554,11 @@ class SqliteStore(MemoryStore):
             pending = self._committed < self._requested or self._new_events or self._dirty_runs
             if pending and not self._abandoned:
                 await self._flush()
-            conn, self._conn = self._conn, None
+            conn = self._conn
             assert self._thread is not None
+            # After every write already given to the thread (one under way at a crash).
             await self._thread.call(conn.close)
+            self._conn = None
             self._stop_thread()
         self.__init_memory()
 
