@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, NamedTuple
 
 import attrs
 
@@ -45,9 +45,8 @@ class Outcome(enum.Enum):
     RETRY_AFTER = "retry_after"
 
 
-@attrs.frozen
-class RunFacts:
-    """What the decisions read of a run."""
+class RunFacts(NamedTuple):
+    """What the decisions read of a run (a tuple: made once per execution, cheaply)."""
 
     #: Executions of the handler's body so far, the one that just ended included.
     attempts: int

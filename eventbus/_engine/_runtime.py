@@ -1288,11 +1288,11 @@ class Engine:
         self, run: Run, execution: Execution, outcome: Outcome, delay: int | None = None
     ) -> Decision:
         facts = RunFacts(
-            attempts=run.attempts,
-            retries=run.function.retries,
-            finished=run.status.is_finished,
-            interrupted=execution.interrupted,
-            cancel_requested=run._cancel_requested,
+            run.attempts,
+            run.function.retries,
+            run.status.is_finished,
+            execution.interrupted,
+            run._cancel_requested,
         )
         return end_of_execution(facts, outcome, self.random, delay)
 
