@@ -190,6 +190,7 @@ CRASHING_APP = textwrap.dedent(
             return "ch_1"
 
         receipt = await ctx.step.run("pay", pay)
+        (here / "committed").touch()  # step.run returns once its result is committed
         while not (here / "release").exists():  # the first process dies here
             await anyio.sleep(0.05)
         return receipt
@@ -211,7 +212,7 @@ def test_serve_with_a_db_survives_sigkill(tmp_path: Path) -> None:
         sent = httpx.post(f"http://127.0.0.1:{port}/e/key", json={"name": "shop/paid", "id": "o-1"})
         assert sent.status_code == 200
         (event_id,) = sent.json()["ids"]
-        wait_for(lambda: (tmp_path / "charges.log").exists(), "the charge", seconds=15)
+        wait_for(lambda: (tmp_path / "committed").exists(), "the charge", seconds=15)
         first.kill()  # SIGKILL: no shutdown at all
         first.communicate(timeout=15)
     finally:
