@@ -181,6 +181,25 @@ def store_tables(benches: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def flow_table(benches: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| backend | option | µs per event without | with | overhead per event | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = []
+    for bench in benches:
+        info = bench["extra_info"]
+        if info.get("kind") != "flow":
+            continue
+        plain = info["plain_seconds"] / info["events"] * 1e6
+        with_it = bench["stats"]["median"] / info["events"] * 1e6
+        rows.append(
+            f"| {info['backend']} | {info['option']} | {plain:.1f} | {with_it:.1f} | "
+            f"{with_it - plain:+.1f} µs | {plain / with_it:.2f}x |"
+        )
+    return lines + sorted(rows)
+
+
 def main(argv: list[str]) -> int:
     path = Path(argv[0] if argv else ".benchmarks/latest.json")
     benches = load(path)
@@ -196,6 +215,8 @@ def main(argv: list[str]) -> int:
     print("\n".join(http_tables(benches)))
     print()
     print("\n".join(store_tables(benches)))
+    print()
+    print("\n".join(flow_table(benches)))
     return 0
 
 

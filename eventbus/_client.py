@@ -228,10 +228,13 @@ class Inngest:
         ``middleware`` is a list of middleware classes run around each execution, after
         the client's (see :class:`eventbus.Middleware`); ``output_type`` is the type the
         client's ``serializer`` turns the return value into JSON from (without a
-        serializer it changes nothing, as in the SDK). Flow control (``concurrency``,
-        ``throttle``, ``rate_limit``, ``debounce``, ``batch_events``, ``priority``,
-        ``singleton``, ``idempotency``) is refused with a clear error until eventbus
-        applies it.
+        serializer it changes nothing, as in the SDK). ``rate_limit`` (a
+        :class:`RateLimit`) lets at most ``limit`` runs start per ``period`` per key, the
+        excess events starting none (they are still stored); ``idempotency`` (a key
+        expression) runs the function once per key per 24 hours; both as Inngest does (see
+        docs/flow-control.md). The other flow-control options (``concurrency``,
+        ``throttle``, ``debounce``, ``batch_events``, ``priority``, ``singleton``) are
+        refused with a clear error until eventbus applies them.
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
         """
@@ -241,9 +244,7 @@ class Inngest:
                 "batch_events": batch_events,
                 "concurrency": concurrency,
                 "debounce": debounce,
-                "idempotency": idempotency,
                 "priority": priority,
-                "rate_limit": rate_limit,
                 "singleton": singleton,
                 "throttle": throttle,
             },
@@ -262,6 +263,8 @@ class Inngest:
             middleware=MiddlewareSpec(own, self) if own or self.middleware else None,
             serializer=self.serializer,
             output_type=output_type,
+            rate_limit=rate_limit,
+            idempotency=idempotency,
         )
         # Validate everything but the handler now, so errors point at this call.
         build(handler=_probe_handler)

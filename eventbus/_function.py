@@ -18,6 +18,7 @@ import attrs
 from ._duration import parse_duration_ms
 from ._errors import ConfigWarning, ExpressionError, FunctionConfigError
 from ._expr import POLICY_ALLOWED_FUNCTIONS, CompiledExpression, compile_expression
+from ._flow import DAY_MS, MAX_RATE_PERIOD_MS, MIN_RATE_PERIOD_MS, Gcra, RateRule
 
 if TYPE_CHECKING:
     from ._context import Context, ContextSync
@@ -201,6 +202,53 @@ def _check_timeouts(timeouts: object) -> Timeouts | None:
     raise FunctionConfigError(f"timeouts must be an eventbus.Timeouts, got {timeouts!r}")
 
 
+def check_rate_limit(fn_id: str, rate_limit: object, idempotency: object) -> RateRule | None:
+    """``rate_limit=`` (an eventbus or SDK ``RateLimit``) and ``idempotency=`` (a key
+    expression: one run per key per 24 h, overriding any rate limit, as Inngest does)."""
+    if idempotency is not None:
+        if not isinstance(idempotency, str) or not idempotency.strip():
+            raise FunctionConfigError(
+                f"{fn_id!r}: idempotency must be a key expression such as "
+                f"'event.data.order_id', got {idempotency!r}"
+            )
+        _compile_key(fn_id, "idempotency", idempotency)
+        return RateRule(Gcra.rate_limit(1, DAY_MS), idempotency, idempotency=True)
+    if rate_limit is None:
+        return None
+    limit = getattr(rate_limit, "limit", None)
+    period = getattr(rate_limit, "period", None)
+    key = getattr(rate_limit, "key", None)
+    if isinstance(limit, bool) or not isinstance(limit, int) or period is None:
+        raise FunctionConfigError(
+            f"{fn_id!r}: rate_limit must be eventbus.RateLimit(limit=..., period=..., "
+            f"key=None), got {rate_limit!r}"
+        )
+    if limit < 1:
+        raise FunctionConfigError(f"{fn_id!r}: rate_limit limit must be at least 1, got {limit}")
+    try:
+        period_ms = parse_duration_ms(period, what="rate_limit period")
+    except ValueError as exc:
+        raise FunctionConfigError(f"{fn_id!r}: {exc}") from None
+    if not MIN_RATE_PERIOD_MS <= period_ms <= MAX_RATE_PERIOD_MS:
+        raise FunctionConfigError(
+            f"{fn_id!r}: rate_limit period {period!r} is out of range: Inngest takes 1s to 24h"
+        )
+    if key is not None:
+        if not isinstance(key, str) or not key.strip():
+            raise FunctionConfigError(
+                f"{fn_id!r}: rate_limit key must be an expression string, got {key!r}"
+            )
+        _compile_key(fn_id, "rate_limit key", key)
+    return RateRule(Gcra.rate_limit(limit, period_ms), key, limit=limit, period_ms=period_ms)
+
+
+def _compile_key(fn_id: str, what: str, source: str) -> CompiledExpression:
+    try:
+        return compile_expression(source)
+    except ExpressionError as exc:
+        raise FunctionConfigError(f"{fn_id!r}: {what} {source!r} is not valid: {exc}") from None
+
+
 def _check_retries(retries: object) -> int:
     if retries is None:
         return DEFAULT_RETRIES
@@ -303,7 +351,11 @@ class Function:
     #: The client's serializer and this function's ``output_type`` (see _serializer).
     serializer: Any = None
     output_type: Any = None
+    #: ``rate_limit=`` or ``idempotency=`` (see eventbus._flow), or None.
+    rate_limit: RateRule | None = None
     id: str = attrs.field(init=False)
+    #: The rate limit's key expression, compiled.
+    rate_key: CompiledExpression | None = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
     has_expressions: bool = attrs.field(init=False)
     #: True for ``async def`` handlers; sync handlers run in worker threads.
@@ -313,6 +365,8 @@ class Function:
         self.id = f"{self.app_id}-{self.local_id}"
         self.has_expressions = any(t.expression is not None for t in self.triggers)
         self.is_async = inspect.iscoroutinefunction(self.handler)
+        rule = self.rate_limit
+        self.rate_key = None if rule is None or rule.key is None else compile_expression(rule.key)
 
     def __repr__(self) -> str:
         events = ", ".join(t.event for t in self.triggers)
@@ -334,6 +388,8 @@ def make_function(
     context: Callable[[Any], Any] | None = None,
     serializer: Any = None,
     output_type: Any = None,
+    rate_limit: object = None,
+    idempotency: object = None,
 ) -> list[Function]:
     """Validate a create_function call; returns the function (and its failure handler)."""
     if not isinstance(fn_id, str) or not fn_id.strip():
@@ -344,6 +400,7 @@ def make_function(
     checked_retries = _check_retries(retries)
     checked_cancel = _check_cancel(cancel)
     checked_timeouts = _check_timeouts(timeouts)
+    rate_rule = check_rate_limit(fn_id, rate_limit, idempotency)
     checked = _check_handler(handler, "handler")
     functions = [
         Function(
@@ -359,6 +416,7 @@ def make_function(
             context=context,
             serializer=serializer,
             output_type=output_type,
+            rate_limit=rate_rule,
         )
     ]
     if on_failure is not None:

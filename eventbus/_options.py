@@ -99,9 +99,7 @@ UNSUPPORTED_OPTIONS = {
     "batch_events": "batching",
     "concurrency": "concurrency limits",
     "debounce": "debouncing",
-    "idempotency": "idempotency keys",
     "priority": "priority",
-    "rate_limit": "rate limiting",
     "singleton": "singleton runs",
     "throttle": "throttling",
 }

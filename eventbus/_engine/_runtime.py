@@ -45,7 +45,7 @@ import anyio.to_thread
 from anyio.lowlevel import checkpoint
 
 from .._backend import current_backend
-from .._clock import Clock, VirtualClock
+from .._clock import Clock, VirtualClock, ms_to_datetime
 from .._context import Context, ContextSync
 from .._errors import (
     EngineNotRunningError,
@@ -56,7 +56,8 @@ from .._errors import (
     error_info,
 )
 from .._event import StoredEvent, make_stored
-from .._expr import CLOCK_KEY, CompiledExpression, compile_expression
+from .._expr import CLOCK_KEY, UNKNOWN, CompiledExpression, compile_expression
+from .._flow import rate_key
 from .._function import (
     FAILED_EVENT,
     FINISHED_EVENT,
@@ -556,6 +557,14 @@ class Engine:
                             (function.id, "expression false", expressions)
                         )
                     continue
+            if function.rate_limit is not None:
+                refused = self._rate_limited(function, stored, now)
+                if refused is not None:
+                    if harness is not None:
+                        harness.decisions.setdefault(stored.internal_id, []).append(
+                            (function.id, *refused)
+                        )
+                    continue
             run = Run(self._ids.new(now), function, (stored,))
             self._record_run(run)
             if harness is not None:
@@ -574,6 +583,36 @@ class Engine:
             self.shuffler.shuffle(started)
         for run in started:
             self._enqueue(run)
+
+    def _rate_limited(
+        self, function: Function, stored: StoredEvent, now: int
+    ) -> tuple[str, str] | None:
+        """Apply ``function``'s rate limit (or idempotency) to a run ``stored`` would
+        start: None if it may start, else what explain() says and why."""
+        rule = function.rate_limit
+        assert rule is not None
+        compiled = function.rate_key
+        if compiled is None:
+            key = ""
+        else:
+            value = compiled.evaluate({"event": stored.expr_view(), CLOCK_KEY: self.clock})
+            if value is False or value is UNKNOWN:
+                return None  # a key of false (or a missing field) is not limited
+            key = rate_key(value)
+        tat = self.store.limit_tat(function.id, key)
+        admitted, tat = rule.gcra.admit(tat, now)
+        if admitted:
+            assert tat is not None
+            self.store.set_limit_tat(function.id, key, tat, now)
+            return None
+        shown = "" if compiled is None else f"key {key}; "
+        if rule.idempotency:
+            return "idempotent duplicate", f"{shown}one run per key per 24 h"
+        until = rule.gcra.next_admission_ms(tat, now)
+        return (
+            "rate limited",
+            f"{shown}the next run may start at {ms_to_datetime(until):%Y-%m-%dT%H:%M:%S.%fZ}",
+        )
 
     def _explain_unmatched(
         self,
@@ -1105,12 +1144,12 @@ class Engine:
         v: str | None = None,
     ) -> None:
         """Start ``target`` with an ``inngest/function.invoked`` event; suspend ``run``
-        until the target's ``inngest/function.finished`` arrives (or the timeout)."""
-        correlation_id = self._await_invoked(run, record)
+        until the target's ``inngest/function.finished`` arrives (or the timeout). A
+        target that is rate limited fails the step, as on Inngest."""
         now = self.clock.now_ms()
         data["_inngest"] = {
             "fn_id": target.id,
-            "correlation_id": correlation_id,
+            "correlation_id": f"{run.run_id}.{record.id}",
             "source_app_id": run.function.app_id,
             "source_fn_id": run.function.id,
             "expire": record.wake_ms,
@@ -1118,6 +1157,21 @@ class Engine:
         internal_id = self._ids.new(now)
         stored = make_stored(INVOKED_EVENT, data, internal_id, now, v, {}, internal_id, now, False)
         self._store(stored)
+        refused = None if target.rate_limit is None else self._rate_limited(target, stored, now)
+        if refused is not None:
+            record.error = {
+                "name": "InngestInvokeRateLimitedError",
+                "message": f"the invoked function {target.id!r} is rate limited: {refused[1]}",
+                "stack": None,
+            }
+            record.status = StepStatus.FAILED
+            record._ended_ms = now
+            run._done_steps += 1
+            if self.durable:
+                self.store.touch(run, record)
+            self._enqueue(run)  # it is executing: it runs again and meets the failure
+            return
+        self._await_invoked(run, record)
         if self._pauses:
             self._match_pauses(stored)
         invoked = Run(self._ids.new(now), target, (stored,))  # triggers are bypassed

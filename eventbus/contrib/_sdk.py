@@ -532,4 +532,6 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
         timeouts=timeouts,
         middleware=middleware,
         context=_context(serde),
+        rate_limit=config.rate_limit,
+        idempotency=config.idempotency,
     )

@@ -339,9 +339,22 @@ def to_inngest(client: Any, inngest_client: Any) -> list[Any]:
             else inngest.Timeouts(start=timeouts.start_ms, finish=timeouts.finish_ms),
             on_failure=on_failure,
             middleware=_middleware_for_sdk(client, function),
+            **_flow_control_for_sdk(function),
         )
         bridge.functions[function.id] = decorator(_wrap(function, bridge))
     return list(bridge.functions.values())
+
+
+def _flow_control_for_sdk(function: Function) -> dict[str, Any]:
+    """The function's flow control, as the SDK's create_function takes it."""
+    import inngest
+
+    rule = function.rate_limit
+    if rule is None:
+        return {}
+    if rule.idempotency:
+        return {"idempotency": rule.key}
+    return {"rate_limit": inngest.RateLimit(limit=rule.limit, period=rule.period_ms, key=rule.key)}
 
 
 # ---------------------------------------------------------------- middleware

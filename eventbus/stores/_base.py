@@ -66,6 +66,11 @@ class Store(Protocol):
         """Return once every change made before the call is durable (raise ``StoreError``
         if it cannot be)."""
 
+    # Flow control: the rate-limit state (a GCRA time) of each key of a function.
+    def limit_tat(self, function_id: str, key: str) -> int | None: ...
+
+    def set_limit_tat(self, function_id: str, key: str, tat: int, now_ms: int) -> None: ...
+
     # Reading, oldest first.
     def get_event(self, internal_id: str) -> StoredEvent | None: ...
 

@@ -55,6 +55,9 @@ class MemoryStore:
         self._finished_runs = 0
         self.retention = 100_000
         self._prune_at = self.retention + (self.retention >> 3) + 16
+        #: (function id, key) -> the key's GCRA theoretical arrival time (rate limits).
+        self._limits: dict[tuple[str, str], int] = {}
+        self._limits_prune_at = 1024
 
     def bind(self, retention: int) -> None:
         """Set the bound (the client's ``event_retention``) before an engine uses it."""
@@ -89,6 +92,23 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+    # ------------------------------------------------------------------ flow control
+
+    def limit_tat(self, function_id: str, key: str) -> int | None:
+        """The rate-limit state of ``key`` of a function (None: fresh)."""
+        return self._limits.get((function_id, key))
+
+    def set_limit_tat(self, function_id: str, key: str, tat: int, now_ms: int) -> None:
+        """Keep ``tat`` (ns) for ``key``; states that have run out by ``now_ms`` are dropped
+        now and then (a TAT in the past is the same as none)."""
+        limits = self._limits
+        limits[function_id, key] = tat
+        if len(limits) > self._limits_prune_at:
+            now_ns = now_ms * 1_000_000
+            for stale in [k for k, v in limits.items() if v <= now_ns]:
+                del limits[stale]
+            self._limits_prune_at = max(1024, 2 * len(limits))
 
     def abandon(self) -> None:
         """The engine crashed (eventbus.testing): in memory everything is already "in",

@@ -14,10 +14,11 @@ survives the process being killed; a power cut may lose the last transactions (s
 ``synchronous="FULL"`` to survive that too, at the price of an fsync per commit). One
 process at a time: a second one opening the file gets :class:`StoreError`.
 
-Layout (schema version 2; older files are migrated as they are opened): ``meta`` (the
+Layout (schema version 3; older files are migrated as they are opened): ``meta`` (the
 marker and the schema version), ``events`` (one JSON row per stored event, in arrival
 order), ``dedup`` (the ids claimed within the 24 h window), ``runs`` (one JSON row per
-run: its state) and ``steps`` (one JSON row per journal record).
+run: its state), ``steps`` (one JSON row per journal record) and ``limits`` (the
+rate-limit state of each function's keys).
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 2: pruning the dedup window deletes by first_ms; without an index that was a scan
     # of every claim of the last day, once every PRUNE_EVERY commits.
     ("CREATE INDEX IF NOT EXISTS dedup_first_ms ON dedup (first_ms)",),
+    # 3: rate limits and idempotency keys (a GCRA time per function and key).
+    (
+        "CREATE TABLE IF NOT EXISTS limits (function_id TEXT NOT NULL, key TEXT NOT NULL,"
+        " tat INTEGER NOT NULL, PRIMARY KEY (function_id, key))",
+    ),
 )
 #: The schema this eventbus writes (files of older versions are migrated on open).
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
@@ -71,6 +77,7 @@ _Batch = tuple[
     list[tuple[str, int, str]],
     list[tuple[str, str, int, str]],
     list[tuple[str, int]],
+    list[tuple[str, str, int]],
 ]
 #: Prune the file's history every this many commits.
 PRUNE_EVERY = 64
@@ -197,6 +204,8 @@ class SqliteStore(MemoryStore):
         self._new_events: list[StoredEvent] = []
         self._dirty_runs: dict[str, Run] = {}
         self._dirty_steps: dict[tuple[str, str], tuple[Run, StepRecord]] = {}
+        self._dirty_limits: dict[tuple[str, str], int] = {}
+        self._now_ms = 0  # the latest time the engine gave (to prune run-out limits)
         self._requested = 0  # changes made so far (a generation number)
         self._committed = 0  # changes written so far
         self._changed: anyio.Event | None = None
@@ -308,6 +317,8 @@ class SqliteStore(MemoryStore):
         # The file holds a day of claims at most; the index expires them as time goes on.
         for key, first_ms in conn.execute("SELECT key, first_ms FROM dedup ORDER BY first_ms"):
             DedupIndex.seen(self.dedup, key, first_ms)
+        for function_id, key, tat in conn.execute("SELECT function_id, key, tat FROM limits"):
+            self._limits[function_id, key] = tat
         steps: dict[str, list[StepRecord]] = {}
         for run_id, step_id, body in conn.execute(
             "SELECT run_id, step_id, body FROM steps ORDER BY run_id, pos"
@@ -381,6 +392,12 @@ class SqliteStore(MemoryStore):
         super().run_ended(run)
         self.touch(run)
 
+    def set_limit_tat(self, function_id: str, key: str, tat: int, now_ms: int) -> None:
+        super().set_limit_tat(function_id, key, tat, now_ms)
+        self._dirty_limits[function_id, key] = tat
+        self._now_ms = now_ms
+        self._mark()
+
     def _mark(self) -> None:
         if self._abandoned:
             return
@@ -424,6 +441,7 @@ class SqliteStore(MemoryStore):
         self._new_events = []
         self._dirty_runs = {}
         self._dirty_steps = {}
+        self._dirty_limits = {}
         self.dedup.claims = []
         done, self._done = self._done, None
         if done is not None:
@@ -480,10 +498,12 @@ class SqliteStore(MemoryStore):
         self._dirty_steps = {}
         claims = self.dedup.claims
         self.dedup.claims = []
-        return events, runs, steps, claims
+        limits = [(f, k, tat) for (f, k), tat in self._dirty_limits.items()]
+        self._dirty_limits = {}
+        return events, runs, steps, claims, limits
 
     def _write(self, batch: _Batch) -> None:
-        events, runs, steps, claims = batch
+        events, runs, steps, claims, limits = batch
         conn = self._conn
         assert conn is not None, "writes run before the close, in the store's thread"
         conn.execute("BEGIN")
@@ -508,6 +528,11 @@ class SqliteStore(MemoryStore):
             if claims:
                 conn.executemany(
                     "INSERT OR REPLACE INTO dedup (key, first_ms) VALUES (?, ?)", claims
+                )
+            if limits:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO limits (function_id, key, tat) VALUES (?, ?, ?)",
+                    limits,
                 )
             self._commits += 1
             if self._commits % PRUNE_EVERY == 0:
@@ -539,6 +564,7 @@ class SqliteStore(MemoryStore):
             "json_each(runs.body, '$.events') WHERE runs.finished = 0)",
             (keep,),
         )
+        conn.execute("DELETE FROM limits WHERE tat <= ?", (self._now_ms * 1_000_000,))
         newest = conn.execute("SELECT max(first_ms) FROM dedup").fetchone()[0]
         if newest is not None:
             conn.execute("DELETE FROM dedup WHERE first_ms <= ?", (newest - DEDUP_WINDOW_MS,))
@@ -574,6 +600,7 @@ class SqliteStore(MemoryStore):
         self._new_events = []
         self._dirty_runs = {}
         self._dirty_steps = {}
+        self._dirty_limits = {}
         self._requested = self._committed = 0
         self._changed = None
         self._urgent = None

@@ -43,9 +43,11 @@ class Decision:
     """What the engine decided for one function when an event arrived (see ``explain``)."""
 
     function_id: str
-    #: "started run", "no trigger matched", "expression false" or "deduplicated".
+    #: "started run", "no trigger matched", "expression false", "deduplicated",
+    #: "rate limited" or "idempotent duplicate".
     decision: str
-    #: The run id, the function's triggers, the expression, or the first event's id.
+    #: The run id, the function's triggers, the expression, the first event's id, or
+    #: the rate limit's key and when the next run may start.
     detail: str
 
     def __str__(self) -> str:

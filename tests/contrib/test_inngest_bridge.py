@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import inngest
@@ -9,7 +10,8 @@ import pytest
 from inngest.experimental import mocked as official
 
 import eventbus
-from eventbus.contrib.inngest import to_inngest
+import eventbus.testing
+from eventbus.contrib.inngest import from_inngest, to_inngest
 from eventbus.testing import mocked as ours
 from tests.helpers import close_official_client
 
@@ -370,3 +372,63 @@ def test_step_output_type_and_serializer_carry_over_to_the_sdk() -> None:
         result = run_official(fn, inngest.Event(name="ser/i"))
         assert result.status is official.Status.COMPLETED, result.error
         assert result.output == {"sku": "a"}
+
+
+def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
+    """to_inngest registers them as the SDK would (its registration config), and
+    functions from the SDK run with them on eventbus."""
+    crm = eventbus.Inngest(app_id="crm")
+
+    @crm.create_function(
+        fn_id="limited",
+        trigger=eventbus.TriggerEvent(event="crm/a"),
+        rate_limit=eventbus.RateLimit(limit=5, period="1m", key="event.data.user"),
+    )
+    async def limited(ctx: eventbus.Context) -> None:
+        return None
+
+    @crm.create_function(
+        fn_id="once", trigger=eventbus.TriggerEvent(event="crm/b"), idempotency="event.data.email"
+    )
+    async def once(ctx: eventbus.Context) -> None:
+        return None
+
+    sdk = inngest.Inngest(app_id="crm", is_production=False)
+    SDK_CLIENTS.append(sdk)
+    functions = {f.id: f for f in to_inngest(crm, sdk)}
+    url = "http://127.0.0.1:8000/api/inngest"
+    limited_config = functions["crm-limited"].get_config(url).main.to_dict()
+    assert limited_config["rateLimit"] == {"key": "event.data.user", "limit": 5, "period": "1m"}
+    once_config = functions["crm-once"].get_config(url).main.to_dict()
+    assert once_config["idempotency"] == "event.data.email"
+
+    # And back: the SDK's functions, converted, carry the same rules.
+    for fn in functions.values():
+        (function, *_) = from_inngest(fn)
+        rule = function.rate_limit
+        assert rule is not None
+        if function.local_id == "limited":
+            assert (rule.limit, rule.period_ms, rule.key) == (5, 60_000, "event.data.user")
+        else:
+            assert rule.idempotency
+            assert rule.key == "event.data.email"
+
+
+@pytest.mark.anyio
+async def test_an_sdk_function_runs_with_its_rate_limit() -> None:
+    sdk = inngest.Inngest(app_id="crm", is_production=False)
+    SDK_CLIENTS.append(sdk)
+
+    @sdk.create_function(
+        fn_id="sync",
+        trigger=inngest.TriggerEvent(event="crm/contact.updated"),
+        rate_limit=inngest.RateLimit(limit=1, period=datetime.timedelta(hours=1)),
+    )
+    async def sync(ctx: inngest.Context) -> str:
+        return str(ctx.event.data["n"])
+
+    async with eventbus.testing.running(sdk, functions=[sync]) as bus:
+        for n in range(3):
+            await bus.send({"name": "crm/contact.updated", "data": {"n": n}})
+        await bus.settle()
+        assert bus.outputs("sync") == ["0"]

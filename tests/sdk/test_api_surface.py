@@ -93,7 +93,23 @@ FLOW_CONTROL: list[tuple[str, Any]] = [
 ]
 
 
-@pytest.mark.parametrize(("keyword", "make"), FLOW_CONTROL)
+#: The options eventbus applies (docs/flow-control.md); the others are refused.
+APPLIED = {"rate_limit", "idempotency"}
+
+
+@pytest.mark.parametrize(("keyword", "make"), [f for f in FLOW_CONTROL if f[0] in APPLIED])
+def test_applied_flow_control_takes_either_sdks_objects(keyword: str, make: Any) -> None:
+    client = eventbus.Inngest(app_id="shop")
+    for module in (eventbus, inngest):
+        function = client.create_function(
+            fn_id=f"f-{module.__name__}",
+            trigger=eventbus.TriggerEvent(event="app/e"),
+            **{keyword: make(module)},
+        )(lambda ctx: None)
+        assert function.rate_limit is not None
+
+
+@pytest.mark.parametrize(("keyword", "make"), [f for f in FLOW_CONTROL if f[0] not in APPLIED])
 def test_flow_control_constructs_alike_and_is_refused_clearly(keyword: str, make: Any) -> None:
     """The same constructor calls build the SDK's and eventbus's options; eventbus names
     the option it does not apply instead of running without it."""

@@ -1,4 +1,4 @@
-"""Flow-control policies (eventbus._engine._flow): Inngest's examples as plain tests, and
+"""Flow-control policies (eventbus._flow): Inngest's examples as plain tests, and
 GCRA against an independent model (the leaky bucket it is equivalent to)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventbus._engine._flow import DAY_MS, Gcra
+from eventbus._flow import DAY_MS, Gcra
 
 MINUTE = 60_000
 
@@ -49,15 +49,16 @@ def test_a_throttle_starts_limit_plus_burst_then_one_per_interval() -> None:
     assert Gcra.throttle(0, MINUTE, burst=1) == Gcra.throttle(1, MINUTE, burst=1)  # 0 is 1
 
 
-def leaky_bucket(interval: float, tolerance: float, times: list[int]) -> list[bool]:
+def leaky_bucket(interval: int, tolerance: int, times: list[int]) -> list[bool]:
     """The continuous-state leaky bucket (ITU-T I.371's second form of GCRA): a bucket
     draining one unit of ``interval`` per ``interval`` of time, overflowing past
-    ``tolerance``."""
-    level = 0.0
+    ``tolerance`` (all in ns; ``times`` in ms)."""
+    level = 0
     last = None
     out = []
-    for now in times:
-        drained = level if last is None else max(0.0, level - (now - last))
+    for now_ms in times:
+        now = now_ms * 1_000_000
+        drained = level if last is None else max(0, level - (now - last))
         if drained > tolerance:
             out.append(False)
             level, last = drained, now
@@ -87,7 +88,7 @@ def test_gcra_against_the_leaky_bucket(
     for gap in gaps:
         now += gap
         times.append(now)
-    assert arrivals(gcra, times) == leaky_bucket(gcra.interval_ms, gcra.tolerance_ms, times)
+    assert arrivals(gcra, times) == leaky_bucket(gcra.interval_ns, gcra.tolerance_ns, times)
 
 
 @given(
@@ -111,4 +112,20 @@ def test_no_window_admits_more_than_its_share_plus_the_burst(
     for i, start in enumerate(admitted):
         for j in range(i, len(admitted)):
             span = admitted[j] - start
-            assert j - i + 1 <= span / gcra.interval_ms + 1 + burst + 1e-9
+            assert (j - i + 1 - 1 - burst) * gcra.interval_ns <= span * 1_000_000
+
+
+def test_an_untouched_key_is_admitted_now() -> None:
+    assert Gcra.rate_limit(1, DAY_MS).next_admission_ms(None, 1234) == 1234
+
+
+def test_the_memory_store_forgets_limits_that_ran_out() -> None:
+    from eventbus.stores import MemoryStore
+
+    store = MemoryStore()
+    for n in range(1025):  # TATs at 1 ms .. 1025 ms, all past by 5 s
+        store.set_limit_tat("f", f"k{n}", (n + 1) * 1_000_000, 0)
+    assert store.limit_tat("f", "k3") == 4_000_000  # kept: nothing ran out at 0 ms
+    store.set_limit_tat("f", "fresh", 10_000_000_000, 5_000)
+    assert store.limit_tat("f", "k3") is None  # ran out by 5 s: dropped
+    assert store.limit_tat("f", "fresh") == 10_000_000_000

@@ -1,0 +1,88 @@
+"""Flow-control policies: pure functions of (state, now), as Inngest applies them.
+
+``Gcra`` is the generic cell rate algorithm both rate limiting and throttling use
+(Inngest's ``ratelimit.lua`` and ``gcra.lua``): each key keeps one number, its
+theoretical arrival time (TAT); an arrival at ``now`` is admitted while the TAT is at
+most ``tolerance`` ahead of ``now``, and each admission moves the TAT on by one
+``interval`` (``period / limit``). No clock is read and nothing is stored here: the
+engine passes the time and keeps the TATs (in its store).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+#: A day, the window of ``idempotency`` (a rate limit of 1 per 24 h on its key).
+DAY_MS = 86_400_000
+
+
+@attrs.frozen
+class Gcra:
+    """A GCRA: ``interval_ns`` between admissions, ``tolerance_ns`` of burst.
+
+    Times are integer nanoseconds (as Inngest's scripts keep them): a TAT near the epoch
+    time plus a fraction of a millisecond would lose its fraction in a float.
+    """
+
+    interval_ns: int
+    tolerance_ns: int
+
+    @classmethod
+    def rate_limit(cls, limit: int, period_ms: int) -> Gcra:
+        """Inngest's rate limit: ``limit`` per ``period``, with a burst of ``limit // 10``
+        (so ``limit=10, period=1m`` admits 2 at once, then one every 6 s)."""
+        interval = period_ms * 1_000_000 // limit
+        return cls(interval, (limit // 10) * interval)
+
+    @classmethod
+    def throttle(cls, limit: int, period_ms: int, burst: int) -> Gcra:
+        """Inngest's throttle: ``limit + burst`` starts at once (at most), then one every
+        ``period / limit``."""
+        limit = max(limit, 1)
+        interval = period_ms * 1_000_000 // limit
+        return cls(interval, (limit + max(burst, 1) - 1) * interval)
+
+    def admit(self, tat_ns: int | None, now_ms: int) -> tuple[bool, int | None]:
+        """Whether an arrival at ``now_ms`` is admitted, and the key's TAT after it (the
+        same TAT when it is not)."""
+        now = now_ms * 1_000_000
+        tat = now if tat_ns is None or tat_ns < now else tat_ns
+        if tat - now > self.tolerance_ns:
+            return False, tat_ns
+        return True, tat + self.interval_ns
+
+    def next_admission_ms(self, tat_ns: int | None, now_ms: int) -> int:
+        """The earliest time (ms) an arrival would be admitted (``now_ms`` if now)."""
+        if tat_ns is None:
+            return now_ms
+        return max(now_ms, -(-(tat_ns - self.tolerance_ns) // 1_000_000))
+
+
+#: Inngest's bounds of a rate limit's period.
+MIN_RATE_PERIOD_MS = 1_000
+MAX_RATE_PERIOD_MS = DAY_MS
+
+
+@attrs.frozen
+class RateRule:
+    """A function's rate limit as the engine applies it (``rate_limit=`` or
+    ``idempotency=``, which Inngest turns into a rate limit of 1 per 24 h on its key)."""
+
+    gcra: Gcra
+    #: The key expression's source, evaluated on the first event; None: one bucket.
+    key: str | None
+    #: Whether it came from ``idempotency=`` (for what explain() says).
+    idempotency: bool = False
+    #: As configured (``rate_limit=``), for the bridge to the SDK.
+    limit: int = 1
+    period_ms: int = DAY_MS
+
+
+def rate_key(value: object) -> str:
+    """A key expression's value as a bucket name: equal values share a bucket (strings
+    as they are, anything else as canonical JSON)."""
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
