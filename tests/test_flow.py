@@ -126,6 +126,7 @@ def test_the_memory_store_forgets_limits_that_ran_out() -> None:
     for n in range(1025):  # TATs at 1 ms .. 1025 ms, all past by 5 s
         store.set_limit_tat("f", f"k{n}", (n + 1) * 1_000_000, 0)
     assert store.limit_tat("f", "k3") == 4_000_000  # kept: nothing ran out at 0 ms
-    store.set_limit_tat("f", "fresh", 10_000_000_000, 5_000)
+    for n in range(1026):  # the bound doubled after that look: cross it again, at 5 s
+        store.set_limit_tat("f", f"fresh{n}", 10_000_000_000, 5_000)
     assert store.limit_tat("f", "k3") is None  # ran out by 5 s: dropped
-    assert store.limit_tat("f", "fresh") == 10_000_000_000
+    assert store.limit_tat("f", "fresh0") == 10_000_000_000
