@@ -558,7 +558,9 @@ class Engine:
                         )
                     continue
             if function.rate_limit is not None:
-                refused = self._rate_limited(function, stored, now)
+                if env is None:
+                    env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+                refused = self._rate_limited(function, stored, now, env)
                 if refused is not None:
                     if harness is not None:
                         harness.decisions.setdefault(stored.internal_id, []).append(
@@ -585,7 +587,11 @@ class Engine:
             self._enqueue(run)
 
     def _rate_limited(
-        self, function: Function, stored: StoredEvent, now: int
+        self,
+        function: Function,
+        stored: StoredEvent,
+        now: int,
+        env: dict[str, Any] | None = None,
     ) -> tuple[str, str] | None:
         """Apply ``function``'s rate limit (or idempotency) to a run ``stored`` would
         start: None if it may start, else what explain() says and why."""
@@ -595,7 +601,9 @@ class Engine:
         if compiled is None:
             key = ""
         else:
-            value = compiled.evaluate({"event": stored.expr_view(), CLOCK_KEY: self.clock})
+            if env is None:
+                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+            value = compiled.evaluate(env)
             if value is False or value is UNKNOWN:
                 return None  # a key of false (or a missing field) is not limited
             key = rate_key(value)
