@@ -231,9 +231,10 @@ class Inngest:
         serializer it changes nothing, as in the SDK). ``rate_limit`` (a
         :class:`RateLimit`) lets at most ``limit`` runs start per ``period`` per key, the
         excess events starting none (they are still stored); ``idempotency`` (a key
-        expression) runs the function once per key per 24 hours; both as Inngest does (see
+        expression) runs the function once per key per 24 hours; ``throttle`` (a
+        :class:`Throttle`) spaces run starts, queueing the excess; all as Inngest does (see
         docs/flow-control.md). The other flow-control options (``concurrency``,
-        ``throttle``, ``debounce``, ``batch_events``, ``priority``, ``singleton``) are
+        ``debounce``, ``batch_events``, ``priority``, ``singleton``) are
         refused with a clear error until eventbus applies them.
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
@@ -246,7 +247,6 @@ class Inngest:
                 "debounce": debounce,
                 "priority": priority,
                 "singleton": singleton,
-                "throttle": throttle,
             },
         )
         own = check_middleware(middleware, f"{fn_id!r}")
@@ -265,6 +265,7 @@ class Inngest:
             output_type=output_type,
             rate_limit=rate_limit,
             idempotency=idempotency,
+            throttle=throttle,
         )
         # Validate everything but the handler now, so errors point at this call.
         build(handler=_probe_handler)

@@ -53,11 +53,37 @@ class Gcra:
             return False, tat_ns
         return True, tat + self.interval_ns
 
+    def reserve(self, tat_ns: int | None, now_ms: int) -> tuple[int, int]:
+        """For a queue that never drops (throttle): the time the arrival at ``now_ms``
+        may start (now, or its turn), and the key's TAT once it has."""
+        start = self.next_admission_ms(tat_ns, now_ms)
+        admitted, tat = self.admit(tat_ns, start)
+        assert admitted
+        assert tat is not None
+        return start, tat
+
     def next_admission_ms(self, tat_ns: int | None, now_ms: int) -> int:
         """The earliest time (ms) an arrival would be admitted (``now_ms`` if now)."""
         if tat_ns is None:
             return now_ms
         return max(now_ms, -(-(tat_ns - self.tolerance_ns) // 1_000_000))
+
+
+#: Inngest's bounds of a throttle's period.
+MIN_THROTTLE_PERIOD_MS = 1_000
+MAX_THROTTLE_PERIOD_MS = 7 * DAY_MS
+
+
+@attrs.frozen
+class ThrottleRule:
+    """A function's throttle: its run starts spaced by ``gcra``, per key (FIFO)."""
+
+    gcra: Gcra
+    key: str | None
+    #: As configured, for the bridge to the SDK.
+    limit: int
+    period_ms: int
+    burst: int
 
 
 #: Inngest's bounds of a rate limit's period.

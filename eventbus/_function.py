@@ -18,7 +18,16 @@ import attrs
 from ._duration import parse_duration_ms
 from ._errors import ConfigWarning, ExpressionError, FunctionConfigError
 from ._expr import POLICY_ALLOWED_FUNCTIONS, CompiledExpression, compile_expression
-from ._flow import DAY_MS, MAX_RATE_PERIOD_MS, MIN_RATE_PERIOD_MS, Gcra, RateRule
+from ._flow import (
+    DAY_MS,
+    MAX_RATE_PERIOD_MS,
+    MAX_THROTTLE_PERIOD_MS,
+    MIN_RATE_PERIOD_MS,
+    MIN_THROTTLE_PERIOD_MS,
+    Gcra,
+    RateRule,
+    ThrottleRule,
+)
 
 if TYPE_CHECKING:
     from ._context import Context, ContextSync
@@ -242,6 +251,47 @@ def check_rate_limit(fn_id: str, rate_limit: object, idempotency: object) -> Rat
     return RateRule(Gcra.rate_limit(limit, period_ms), key, limit=limit, period_ms=period_ms)
 
 
+def check_throttle(fn_id: str, throttle: object) -> ThrottleRule | None:
+    """``throttle=`` (an eventbus or SDK ``Throttle``)."""
+    if throttle is None:
+        return None
+    limit = getattr(throttle, "limit", None)
+    period = getattr(throttle, "period", None)
+    burst = getattr(throttle, "burst", 1)
+    key = getattr(throttle, "key", None)
+    if isinstance(limit, bool) or not isinstance(limit, int) or period is None:
+        raise FunctionConfigError(
+            f"{fn_id!r}: throttle must be eventbus.Throttle(limit=..., period=..., burst=1, "
+            f"key=None), got {throttle!r}"
+        )
+    if limit < 0:
+        raise FunctionConfigError(f"{fn_id!r}: throttle limit must not be negative, got {limit}")
+    if burst is None:
+        burst = 1
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
+        raise FunctionConfigError(
+            f"{fn_id!r}: throttle burst must be an int of at least 0, got {burst!r}"
+        )
+    try:
+        period_ms = parse_duration_ms(period, what="throttle period")
+    except ValueError as exc:
+        raise FunctionConfigError(f"{fn_id!r}: {exc}") from None
+    if not MIN_THROTTLE_PERIOD_MS <= period_ms <= MAX_THROTTLE_PERIOD_MS:
+        raise FunctionConfigError(
+            f"{fn_id!r}: throttle period {period!r} is out of range: Inngest takes 1s to 7d"
+        )
+    if key is not None:
+        if not isinstance(key, str) or not key.strip():
+            raise FunctionConfigError(
+                f"{fn_id!r}: throttle key must be an expression string, got {key!r}"
+            )
+        _compile_key(fn_id, "throttle key", key)
+    limit = max(limit, 1)  # Inngest normalises 0 to 1
+    return ThrottleRule(
+        Gcra.throttle(limit, period_ms, burst), key, limit=limit, period_ms=period_ms, burst=burst
+    )
+
+
 def _compile_key(fn_id: str, what: str, source: str) -> CompiledExpression:
     try:
         return compile_expression(source)
@@ -353,9 +403,12 @@ class Function:
     output_type: Any = None
     #: ``rate_limit=`` or ``idempotency=`` (see eventbus._flow), or None.
     rate_limit: RateRule | None = None
+    #: ``throttle=`` (see eventbus._flow), or None.
+    throttle: ThrottleRule | None = None
     id: str = attrs.field(init=False)
-    #: The rate limit's key expression, compiled.
+    #: The rate limit's and the throttle's key expressions, compiled.
     rate_key: CompiledExpression | None = attrs.field(init=False)
+    throttle_key: CompiledExpression | None = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
     has_expressions: bool = attrs.field(init=False)
     #: True for ``async def`` handlers; sync handlers run in worker threads.
@@ -367,6 +420,10 @@ class Function:
         self.is_async = inspect.iscoroutinefunction(self.handler)
         rule = self.rate_limit
         self.rate_key = None if rule is None or rule.key is None else compile_expression(rule.key)
+        gate = self.throttle
+        self.throttle_key = (
+            None if gate is None or gate.key is None else compile_expression(gate.key)
+        )
 
     def __repr__(self) -> str:
         events = ", ".join(t.event for t in self.triggers)
@@ -390,6 +447,7 @@ def make_function(
     output_type: Any = None,
     rate_limit: object = None,
     idempotency: object = None,
+    throttle: object = None,
 ) -> list[Function]:
     """Validate a create_function call; returns the function (and its failure handler)."""
     if not isinstance(fn_id, str) or not fn_id.strip():
@@ -401,6 +459,7 @@ def make_function(
     checked_cancel = _check_cancel(cancel)
     checked_timeouts = _check_timeouts(timeouts)
     rate_rule = check_rate_limit(fn_id, rate_limit, idempotency)
+    throttle_rule = check_throttle(fn_id, throttle)
     checked = _check_handler(handler, "handler")
     functions = [
         Function(
@@ -417,6 +476,7 @@ def make_function(
             serializer=serializer,
             output_type=output_type,
             rate_limit=rate_rule,
+            throttle=throttle_rule,
         )
     ]
     if on_failure is not None:

@@ -101,7 +101,6 @@ UNSUPPORTED_OPTIONS = {
     "debounce": "debouncing",
     "priority": "priority",
     "singleton": "singleton runs",
-    "throttle": "throttling",
 }
 
 

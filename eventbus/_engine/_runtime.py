@@ -120,6 +120,15 @@ AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
 
 
+def _iso(ms: int) -> str:
+    return f"{ms_to_datetime(ms):%Y-%m-%dT%H:%M:%S.%fZ}"
+
+
+def _throttle_value(value: object) -> object:
+    """A throttle key's value: Inngest prints it (a missing field, false, is "false")."""
+    return False if value is UNKNOWN else value
+
+
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     found: list[BaseException] = []
     for exc in group.exceptions:
@@ -575,16 +584,39 @@ class Engine:
                 )
             if function.cancel or function.timeouts:
                 self._arm(run, now)
-            if stored.ts is not None and stored.ts > now:
-                # Inngest schedules runs of future-dated events at their ts.
-                run._due_ms = stored.ts
-                self._add_timer(run, stored.ts, functools.partial(self._enqueue, run))
+            # Inngest schedules runs of future-dated events at their ts; a throttle
+            # spaces the starts after that.
+            due = stored.ts if stored.ts is not None and stored.ts > now else now
+            if function.throttle is not None:
+                if env is None:
+                    env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+                due = self._throttled(function, env, due)
+                if due > now and harness is not None:
+                    harness.decisions.setdefault(stored.internal_id, []).append(
+                        (function.id, "throttled", f"run {run.run_id} queued until {_iso(due)}")
+                    )
+            if due > now:
+                run._due_ms = due
+                self._add_timer(run, due, functools.partial(self._enqueue, run))
             else:
                 started.append(run)
         if self.shuffler is not None:
             self.shuffler.shuffle(started)
         for run in started:
             self._enqueue(run)
+
+    def _throttled(self, function: Function, env: dict[str, Any], due: int) -> int:
+        """When a run of ``function`` due at ``due`` may start under its throttle (its turn
+        in the key's FIFO); the slot is taken."""
+        gate = function.throttle
+        assert gate is not None
+        compiled = function.throttle_key
+        # Throttle keys are the value as text; a missing field counts as false.
+        key = "" if compiled is None else rate_key(_throttle_value(compiled.evaluate(env)))
+        store_key = f"throttle:{key}"
+        start, tat = gate.gcra.reserve(self.store.limit_tat(function.id, store_key), due)
+        self.store.set_limit_tat(function.id, store_key, tat, self.clock.now_ms())
+        return start
 
     def _rate_limited(
         self,
@@ -617,10 +649,7 @@ class Engine:
         if rule.idempotency:
             return "idempotent duplicate", f"{shown}one run per key per 24 h"
         until = rule.gcra.next_admission_ms(tat, now)
-        return (
-            "rate limited",
-            f"{shown}the next run may start at {ms_to_datetime(until):%Y-%m-%dT%H:%M:%S.%fZ}",
-        )
+        return "rate limited", f"{shown}the next run may start at {_iso(until)}"
 
     def _explain_unmatched(
         self,
@@ -1186,7 +1215,15 @@ class Engine:
         self._record_run(invoked)
         if target.cancel or target.timeouts:
             self._arm(invoked, now)
-        self._enqueue(invoked)
+        due = now
+        if target.throttle is not None:
+            env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+            due = self._throttled(target, env, now)
+        if due > now:
+            invoked._due_ms = due
+            self._add_timer(invoked, due, functools.partial(self._enqueue, invoked))
+        else:
+            self._enqueue(invoked)
 
     def _await_invoked(self, run: Run, record: StepRecord) -> str:
         """Suspend ``run`` until the function its ``record`` invoked finishes, or the

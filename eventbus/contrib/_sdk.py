@@ -534,4 +534,5 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
         context=_context(serde),
         rate_limit=config.rate_limit,
         idempotency=config.idempotency,
+        throttle=config.throttle,
     )

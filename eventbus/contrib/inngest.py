@@ -349,12 +349,20 @@ def _flow_control_for_sdk(function: Function) -> dict[str, Any]:
     """The function's flow control, as the SDK's create_function takes it."""
     import inngest
 
+    options: dict[str, Any] = {}
     rule = function.rate_limit
-    if rule is None:
-        return {}
-    if rule.idempotency:
-        return {"idempotency": rule.key}
-    return {"rate_limit": inngest.RateLimit(limit=rule.limit, period=rule.period_ms, key=rule.key)}
+    if rule is not None and rule.idempotency:
+        options["idempotency"] = rule.key
+    elif rule is not None:
+        options["rate_limit"] = inngest.RateLimit(
+            limit=rule.limit, period=rule.period_ms, key=rule.key
+        )
+    gate = function.throttle
+    if gate is not None:
+        options["throttle"] = inngest.Throttle(
+            limit=gate.limit, period=gate.period_ms, burst=gate.burst, key=gate.key
+        )
+    return options
 
 
 # ---------------------------------------------------------------- middleware

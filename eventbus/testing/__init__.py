@@ -44,7 +44,7 @@ class Decision:
 
     function_id: str
     #: "started run", "no trigger matched", "expression false", "deduplicated",
-    #: "rate limited" or "idempotent duplicate".
+    #: "rate limited", "idempotent duplicate" or "throttled".
     decision: str
     #: The run id, the function's triggers, the expression, the first event's id, or
     #: the rate limit's key and when the next run may start.

@@ -393,6 +393,14 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
     async def once(ctx: eventbus.Context) -> None:
         return None
 
+    @crm.create_function(
+        fn_id="spaced",
+        trigger=eventbus.TriggerEvent(event="crm/c"),
+        throttle=eventbus.Throttle(limit=2, period="30s", burst=3, key="event.data.shop"),
+    )
+    async def spaced(ctx: eventbus.Context) -> None:
+        return None
+
     sdk = inngest.Inngest(app_id="crm", is_production=False)
     SDK_CLIENTS.append(sdk)
     functions = {f.id: f for f in to_inngest(crm, sdk)}
@@ -401,10 +409,27 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
     assert limited_config["rateLimit"] == {"key": "event.data.user", "limit": 5, "period": "1m"}
     once_config = functions["crm-once"].get_config(url).main.to_dict()
     assert once_config["idempotency"] == "event.data.email"
+    spaced_config = functions["crm-spaced"].get_config(url).main.to_dict()
+    assert spaced_config["throttle"] == {
+        "key": "event.data.shop",
+        "limit": 2,
+        "period": "30s",
+        "burst": 3,
+    }
 
     # And back: the SDK's functions, converted, carry the same rules.
     for fn in functions.values():
         (function, *_) = from_inngest(fn)
+        if function.local_id == "spaced":
+            gate = function.throttle
+            assert gate is not None
+            assert (gate.limit, gate.period_ms, gate.burst, gate.key) == (
+                2,
+                30_000,
+                3,
+                "event.data.shop",
+            )
+            continue
         rule = function.rate_limit
         assert rule is not None
         if function.local_id == "limited":
