@@ -1,8 +1,9 @@
 """Flow control's price per event: the same no-op function with and without each option.
 
 Every option is set so that every event still starts a run at once (a rate limit and a
-throttle far above the rate, idempotency keys all distinct), so the difference is the cost of deciding, per
-event: evaluating the key expression and the GCRA step, in the store. 5,000 events one
+throttle far above the rate, idempotency keys all distinct), so the difference is the
+cost of deciding, per event: evaluating the key expression and the GCRA step, in the
+store. 5,000 events one
 at a time per round; the plain function's round runs in the setup of each round.
 """
 
