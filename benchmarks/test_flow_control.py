@@ -1,7 +1,7 @@
 """Flow control's price per event: the same no-op function with and without each option.
 
 Every option is set so that every event still starts a run at once (a rate limit and a
-throttle far above the rate, idempotency keys all distinct), so the difference is the
+throttle far above the rate, idempotency and singleton keys all distinct), so the difference is the
 cost of deciding, per event: evaluating the key expression and the GCRA step, in the
 store. 5,000 events one
 at a time per round; the plain function's round runs in the setup of each round.
@@ -24,6 +24,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "rate_limit": eventbus.RateLimit(limit=1_000_000, period="1h", key="event.data.user")
     },
     "idempotency": {"idempotency": "event.data.n"},
+    "singleton": {"singleton": eventbus.Singleton(mode="skip", key="event.data.n")},
     "throttle": {
         "throttle": eventbus.Throttle(limit=1_000_000, period="1h", burst=1, key="event.data.user")
     },

@@ -232,9 +232,10 @@ class Inngest:
         :class:`RateLimit`) lets at most ``limit`` runs start per ``period`` per key, the
         excess events starting none (they are still stored); ``idempotency`` (a key
         expression) runs the function once per key per 24 hours; ``throttle`` (a
-        :class:`Throttle`) spaces run starts, queueing the excess; all as Inngest does (see
+        :class:`Throttle`) spaces run starts, queueing the excess; ``singleton`` (a
+        :class:`Singleton`) keeps one active run per key; all as Inngest does (see
         docs/flow-control.md). The other flow-control options (``concurrency``,
-        ``debounce``, ``batch_events``, ``priority``, ``singleton``) are
+        ``debounce``, ``batch_events``, ``priority``) are
         refused with a clear error until eventbus applies them.
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
@@ -246,7 +247,6 @@ class Inngest:
                 "concurrency": concurrency,
                 "debounce": debounce,
                 "priority": priority,
-                "singleton": singleton,
             },
         )
         own = check_middleware(middleware, f"{fn_id!r}")
@@ -266,6 +266,7 @@ class Inngest:
             rate_limit=rate_limit,
             idempotency=idempotency,
             throttle=throttle,
+            singleton=singleton,
         )
         # Validate everything but the handler now, so errors point at this call.
         build(handler=_probe_handler)

@@ -86,6 +86,15 @@ class ThrottleRule:
     burst: int
 
 
+@attrs.frozen
+class SingletonRule:
+    """At most one active run per key: ``mode`` "skip" (new runs) or "cancel" (the
+    active one)."""
+
+    mode: str
+    key: str | None
+
+
 #: Inngest's bounds of a rate limit's period.
 MIN_RATE_PERIOD_MS = 1_000
 MAX_RATE_PERIOD_MS = DAY_MS

@@ -26,6 +26,7 @@ from ._flow import (
     MIN_THROTTLE_PERIOD_MS,
     Gcra,
     RateRule,
+    SingletonRule,
     ThrottleRule,
 )
 
@@ -292,6 +293,26 @@ def check_throttle(fn_id: str, throttle: object) -> ThrottleRule | None:
     )
 
 
+def check_singleton(fn_id: str, singleton: object) -> SingletonRule | None:
+    """``singleton=`` (an eventbus or SDK ``Singleton``)."""
+    if singleton is None:
+        return None
+    mode = getattr(singleton, "mode", None)
+    key = getattr(singleton, "key", None)
+    if mode not in ("skip", "cancel"):
+        raise FunctionConfigError(
+            f"{fn_id!r}: singleton must be eventbus.Singleton(mode='skip' or 'cancel', "
+            f"key=None), got {singleton!r}"
+        )
+    if key is not None:
+        if not isinstance(key, str) or not key.strip():
+            raise FunctionConfigError(
+                f"{fn_id!r}: singleton key must be an expression string, got {key!r}"
+            )
+        _compile_key(fn_id, "singleton key", key)
+    return SingletonRule(str(mode), key)
+
+
 def _compile_key(fn_id: str, what: str, source: str) -> CompiledExpression:
     try:
         return compile_expression(source)
@@ -403,12 +424,14 @@ class Function:
     output_type: Any = None
     #: ``rate_limit=`` or ``idempotency=`` (see eventbus._flow), or None.
     rate_limit: RateRule | None = None
-    #: ``throttle=`` (see eventbus._flow), or None.
+    #: ``throttle=`` and ``singleton=`` (see eventbus._flow), or None.
     throttle: ThrottleRule | None = None
+    singleton: SingletonRule | None = None
     id: str = attrs.field(init=False)
     #: The rate limit's and the throttle's key expressions, compiled.
     rate_key: CompiledExpression | None = attrs.field(init=False)
     throttle_key: CompiledExpression | None = attrs.field(init=False)
+    singleton_key: CompiledExpression | None = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
     has_expressions: bool = attrs.field(init=False)
     #: True for ``async def`` handlers; sync handlers run in worker threads.
@@ -424,6 +447,8 @@ class Function:
         self.throttle_key = (
             None if gate is None or gate.key is None else compile_expression(gate.key)
         )
+        one = self.singleton
+        self.singleton_key = None if one is None or one.key is None else compile_expression(one.key)
 
     def __repr__(self) -> str:
         events = ", ".join(t.event for t in self.triggers)
@@ -448,6 +473,7 @@ def make_function(
     rate_limit: object = None,
     idempotency: object = None,
     throttle: object = None,
+    singleton: object = None,
 ) -> list[Function]:
     """Validate a create_function call; returns the function (and its failure handler)."""
     if not isinstance(fn_id, str) or not fn_id.strip():
@@ -460,6 +486,7 @@ def make_function(
     checked_timeouts = _check_timeouts(timeouts)
     rate_rule = check_rate_limit(fn_id, rate_limit, idempotency)
     throttle_rule = check_throttle(fn_id, throttle)
+    singleton_rule = check_singleton(fn_id, singleton)
     checked = _check_handler(handler, "handler")
     functions = [
         Function(
@@ -477,6 +504,7 @@ def make_function(
             output_type=output_type,
             rate_limit=rate_rule,
             throttle=throttle_rule,
+            singleton=singleton_rule,
         )
     ]
     if on_failure is not None:

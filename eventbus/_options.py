@@ -100,7 +100,6 @@ UNSUPPORTED_OPTIONS = {
     "concurrency": "concurrency limits",
     "debounce": "debouncing",
     "priority": "priority",
-    "singleton": "singleton runs",
 }
 
 

@@ -141,6 +141,7 @@ class Run:
         "_retrying",
         "_scheduled",
         "_scope",
+        "_singleton",
         "_started_ms",
         "_timers",
         "attempts",
@@ -183,6 +184,8 @@ class Run:
         self._due_ms: int | None = None
         #: Steps awaiting a retry (the next execution targets them); None when none ever did.
         self._retrying: set[str] | None = None
+        #: (function id, key) of the singleton slot it holds, or None.
+        self._singleton: tuple[str, str] | None = None
 
     @property
     def steps(self) -> list[StepRecord]:

@@ -231,6 +231,8 @@ class Engine:
         self._settled: anyio.Event | None = None
         self._timers = Timers()
         self._pauses = Pauses()
+        #: (function id, singleton key) -> the active run holding it.
+        self._singletons: dict[tuple[str, str], Run] = {}
         self._timer_changed: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._thread: int | None = None
@@ -399,6 +401,13 @@ class Engine:
             run._scope = None
             run._timers = set()
             function = run.function
+            if function.singleton is not None:
+                slot = self._singleton_slot(
+                    function, {"event": run.events[0].expr_view(), CLOCK_KEY: self.clock}
+                )
+                if slot is not None:
+                    self._singletons[slot] = run
+                    run._singleton = slot
             created = run.events[0].received_at_ms
             if function.cancel or function.timeouts:
                 self._arm(run, created)
@@ -576,8 +585,30 @@ class Engine:
                             (function.id, *refused)
                         )
                     continue
+            slot = None
+            if function.singleton is not None:
+                if env is None:
+                    env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+                slot = self._singleton_slot(function, env)
+                holder = None if slot is None else self._singletons.get(slot)
+                if holder is not None and function.singleton.mode == "skip":
+                    if harness is not None:
+                        harness.decisions.setdefault(stored.internal_id, []).append(
+                            (function.id, "skipped by singleton", f"active run {holder.run_id}")
+                        )
+                    continue
+                if holder is not None:
+                    # As Inngest: an executing step finishes first; it ends CANCELLED.
+                    self.cancel_run(holder, interrupt=False)
+                    if harness is not None:
+                        harness.decisions.setdefault(holder.events[0].internal_id, []).append(
+                            (function.id, "cancelled by singleton", f"run {holder.run_id}")
+                        )
             run = Run(self._ids.new(now), function, (stored,))
             self._record_run(run)
+            if slot is not None:
+                self._singletons[slot] = run
+                run._singleton = slot
             if harness is not None:
                 harness.decisions.setdefault(stored.internal_id, []).append(
                     (function.id, "started run", run.run_id)
@@ -604,6 +635,17 @@ class Engine:
             self.shuffler.shuffle(started)
         for run in started:
             self._enqueue(run)
+
+    def _singleton_slot(self, function: Function, env: dict[str, Any]) -> tuple[str, str] | None:
+        """The singleton slot a run of ``function`` takes (None: a key of false, or a
+        missing field, is not a singleton; no key: one slot for the function)."""
+        compiled = function.singleton_key
+        if compiled is None:
+            return function.id, ""
+        value = compiled.evaluate(env)
+        if value is False or value is UNKNOWN:
+            return None
+        return function.id, rate_key(value)
 
     def _throttled(self, function: Function, env: dict[str, Any], due: int) -> int:
         """When a run of ``function`` due at ``due`` may start under its throttle (its turn
@@ -691,6 +733,9 @@ class Engine:
         return run
 
     def _release_run(self, run: Run) -> None:
+        slot = run._singleton
+        if slot is not None and self._singletons.get(slot) is run:
+            del self._singletons[slot]
         if run.run_id in self._pauses.by_run:
             self._drop_pauses(run)
         self._timers.cancel_all(run)

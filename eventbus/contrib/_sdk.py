@@ -535,4 +535,5 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
         rate_limit=config.rate_limit,
         idempotency=config.idempotency,
         throttle=config.throttle,
+        singleton=config.singleton,
     )

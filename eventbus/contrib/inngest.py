@@ -357,6 +357,9 @@ def _flow_control_for_sdk(function: Function) -> dict[str, Any]:
         options["rate_limit"] = inngest.RateLimit(
             limit=rule.limit, period=rule.period_ms, key=rule.key
         )
+    one = function.singleton
+    if one is not None:
+        options["singleton"] = inngest.Singleton(mode=one.mode, key=one.key)  # type: ignore[arg-type]
     gate = function.throttle
     if gate is not None:
         options["throttle"] = inngest.Throttle(

@@ -397,6 +397,7 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
         fn_id="spaced",
         trigger=eventbus.TriggerEvent(event="crm/c"),
         throttle=eventbus.Throttle(limit=2, period="30s", burst=3, key="event.data.shop"),
+        singleton=eventbus.Singleton(mode="cancel", key="event.data.shop"),
     )
     async def spaced(ctx: eventbus.Context) -> None:
         return None
@@ -416,6 +417,7 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
         "period": "30s",
         "burst": 3,
     }
+    assert spaced_config["singleton"] == {"key": "event.data.shop", "mode": "cancel"}
 
     # And back: the SDK's functions, converted, carry the same rules.
     for fn in functions.values():
@@ -427,6 +429,11 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
                 2,
                 30_000,
                 3,
+                "event.data.shop",
+            )
+            assert function.singleton is not None
+            assert (function.singleton.mode, function.singleton.key) == (
+                "cancel",
                 "event.data.shop",
             )
             continue
