@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import datetime
 import functools
 import logging
 import os
@@ -461,11 +462,13 @@ class Inngest:
             )
         return engine
 
-    async def settle(self, *, advance_time: bool = False) -> None:
+    async def settle(self, *, advance_time: bool | datetime.timedelta = False) -> None:
         """Wait until no run is executing and no event is queued.
 
         With ``advance_time=True`` and a :class:`VirtualClock`, keep jumping the clock to
         the next due timer (retry backoff, future events) until nothing is left to do.
+        Cron schedules never run out: ``advance_time=timedelta(days=7)`` jumps through
+        every timer, cron ticks included, for that long, then stops.
         """
         engine = self._running_engine()
         if engine.portal is not None and threading.get_ident() != engine._thread:
@@ -473,7 +476,7 @@ class Inngest:
             return
         await engine.settle(advance_time=advance_time)
 
-    def settle_sync(self, advance_time: bool = False) -> None:
+    def settle_sync(self, advance_time: bool | datetime.timedelta = False) -> None:
         """The blocking twin of :meth:`settle`, for ``with client:`` programs."""
         engine = self._running_engine()
         if engine.portal is None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._cron import CronSchedule, check_cron
 from ._duration import parse_duration_ms
 from ._errors import ConfigWarning, ExpressionError, FunctionConfigError
 from ._expr import POLICY_ALLOWED_FUNCTIONS, CompiledExpression, compile_expression
@@ -42,6 +43,7 @@ FAILED_EVENT = "inngest/function.failed"
 CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
 FINISHED_EVENT = "inngest/function.finished"
+SCHEDULED_EVENT = "inngest/scheduled.timer"
 
 Handler = Callable[["Context"], Awaitable[Any]] | Callable[["ContextSync"], Any]
 
@@ -359,8 +361,11 @@ def _check_handler(handler: object, what: str) -> Handler:
     return handler
 
 
-def normalize_triggers(trigger: object) -> tuple[TriggerEvent, ...]:
-    """Validate ``trigger=`` (one TriggerEvent or a list of up to 10)."""
+def split_triggers(
+    fn_id: str, trigger: object
+) -> tuple[tuple[TriggerEvent, ...], tuple[CronSchedule, ...]]:
+    """Validate ``trigger=`` (a TriggerEvent or TriggerCron, or a list of up to 10):
+    the event triggers, and the cron schedules."""
     from ._options import TriggerCron
 
     items: Sequence[object]
@@ -381,21 +386,25 @@ def normalize_triggers(trigger: object) -> tuple[TriggerEvent, ...]:
             f"{len(items)} triggers is more than the limit of {MAX_TRIGGERS} per function"
         )
     seen: set[tuple[str, str | None]] = set()
+    events: list[TriggerEvent] = []
+    crons: list[CronSchedule] = []
     for item in items:
-        if isinstance(item, TriggerCron):
-            raise FunctionConfigError(
-                f"TriggerCron({item.cron!r}): eventbus does not run cron schedules; a "
-                "function would never fire on its schedule, so it is refused"
-            )
+        if isinstance(item, TriggerCron) or type(item).__name__ == "TriggerCron":
+            schedule = check_cron(fn_id, item)
+            if any(c.cron == schedule.cron for c in crons):
+                raise FunctionConfigError(f"duplicate trigger {item!r}")
+            crons.append(schedule)
+            continue
         if not isinstance(item, TriggerEvent):
             raise FunctionConfigError(
-                f"every trigger must be an eventbus.TriggerEvent, got {item!r}"
+                f"every trigger must be an eventbus.TriggerEvent or TriggerCron, got {item!r}"
             )
         key = (item.event, item.expression)
         if key in seen:
             raise FunctionConfigError(f"duplicate trigger {item!r}")
         seen.add(key)
-    return tuple(items)
+        events.append(item)
+    return tuple(events), tuple(crons)
 
 
 @attrs.define(eq=False, repr=False)
@@ -424,6 +433,8 @@ class Function:
     output_type: Any = None
     #: ``rate_limit=`` or ``idempotency=`` (see eventbus._flow), or None.
     rate_limit: RateRule | None = None
+    #: The cron schedules among its triggers (see eventbus._cron).
+    crons: tuple[CronSchedule, ...] = ()
     #: ``throttle=`` and ``singleton=`` (see eventbus._flow), or None.
     throttle: ThrottleRule | None = None
     singleton: SingletonRule | None = None
@@ -480,7 +491,7 @@ def make_function(
         raise FunctionConfigError(f"fn_id must be a non-empty string, got {fn_id!r}")
     if name is not None and not isinstance(name, str):
         raise FunctionConfigError(f"name must be a string or None, got {name!r}")
-    triggers = normalize_triggers(trigger)
+    triggers, crons = split_triggers(fn_id, trigger)
     checked_retries = _check_retries(retries)
     checked_cancel = _check_cancel(cancel)
     checked_timeouts = _check_timeouts(timeouts)
@@ -505,6 +516,7 @@ def make_function(
             rate_limit=rate_rule,
             throttle=throttle_rule,
             singleton=singleton_rule,
+            crons=crons,
         )
     ]
     if on_failure is not None:

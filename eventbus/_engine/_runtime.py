@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 import functools
 import logging
 import math
@@ -47,6 +48,7 @@ from anyio.lowlevel import checkpoint
 from .._backend import current_backend
 from .._clock import Clock, VirtualClock, ms_to_datetime
 from .._context import Context, ContextSync
+from .._cron import CronSchedule, scheduled_id
 from .._errors import (
     EngineNotRunningError,
     NonRetriableError,
@@ -62,6 +64,7 @@ from .._function import (
     FAILED_EVENT,
     FINISHED_EVENT,
     INVOKED_EVENT,
+    SCHEDULED_EVENT,
     Function,
     Registry,
 )
@@ -118,6 +121,15 @@ _ENGINE: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
 AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
+
+
+class _CronOwner:
+    """What a function's cron ticks belong to, in the timer heap."""
+
+    __slots__ = ("_timers",)
+
+    def __init__(self) -> None:
+        self._timers: set[int] = set()
 
 
 def _iso(ms: int) -> str:
@@ -230,6 +242,8 @@ class Engine:
         self._wake_pending = False
         self._settled: anyio.Event | None = None
         self._timers = Timers()
+        #: Cron ticks: apart from the runs' timers, since they never run out.
+        self._cron_timers = Timers()
         self._pauses = Pauses()
         #: (function id, singleton key) -> the active run holding it.
         self._singletons: dict[tuple[str, str], Run] = {}
@@ -386,6 +400,7 @@ class Engine:
                 self.store,
                 "; ".join(orphans[:REPORT_RUNS]),
             )
+        self._arm_crons()
         if runs:
             self._resume_recovered(runs)
 
@@ -575,66 +590,81 @@ class Engine:
                             (function.id, "expression false", expressions)
                         )
                     continue
-            if function.rate_limit is not None:
-                if env is None:
-                    env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
-                refused = self._rate_limited(function, stored, now, env)
-                if refused is not None:
-                    if harness is not None:
-                        harness.decisions.setdefault(stored.internal_id, []).append(
-                            (function.id, *refused)
-                        )
-                    continue
-            slot = None
-            if function.singleton is not None:
-                if env is None:
-                    env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
-                slot = self._singleton_slot(function, env)
-                holder = None if slot is None else self._singletons.get(slot)
-                if holder is not None and function.singleton.mode == "skip":
-                    if harness is not None:
-                        harness.decisions.setdefault(stored.internal_id, []).append(
-                            (function.id, "skipped by singleton", f"active run {holder.run_id}")
-                        )
-                    continue
-                if holder is not None:
-                    # As Inngest: an executing step finishes first; it ends CANCELLED.
-                    self.cancel_run(holder, interrupt=False)
-                    if harness is not None:
-                        harness.decisions.setdefault(holder.events[0].internal_id, []).append(
-                            (function.id, "cancelled by singleton", f"run {holder.run_id}")
-                        )
-            run = Run(self._ids.new(now), function, (stored,))
-            self._record_run(run)
-            if slot is not None:
-                self._singletons[slot] = run
-                run._singleton = slot
-            if harness is not None:
-                harness.decisions.setdefault(stored.internal_id, []).append(
-                    (function.id, "started run", run.run_id)
-                )
-            if function.cancel or function.timeouts:
-                self._arm(run, now)
-            # Inngest schedules runs of future-dated events at their ts; a throttle
-            # spaces the starts after that.
-            due = stored.ts if stored.ts is not None and stored.ts > now else now
-            if function.throttle is not None:
-                if env is None:
-                    env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
-                due = self._throttled(function, env, due)
-                if due > now and harness is not None:
-                    harness.decisions.setdefault(stored.internal_id, []).append(
-                        (function.id, "throttled", f"run {run.run_id} queued until {_iso(due)}")
-                    )
-            if due > now:
-                run._due_ms = due
-                self._add_timer(run, due, functools.partial(self._enqueue, run))
-            else:
+            run, env = self._schedule(function, stored, now, env, harness)
+            if run is not None:
                 started.append(run)
         if self.shuffler is not None:
             self.shuffler.shuffle(started)
         for run in started:
             self._enqueue(run)
+
+    def _schedule(
+        self,
+        function: Function,
+        stored: StoredEvent,
+        now: int,
+        env: dict[str, Any] | None,
+        harness: Harness | None,
+    ) -> tuple[Run | None, dict[str, Any] | None]:
+        """The flow control of a run ``stored`` would start of ``function`` (Inngest's
+        order: rate limit, singleton, then the start time: ts and throttle); returns the
+        run to start now (None if none, or later), and the event view built on the way."""
+        if function.rate_limit is not None:
+            if env is None:
+                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+            refused = self._rate_limited(function, stored, now, env)
+            if refused is not None:
+                if harness is not None:
+                    harness.decisions.setdefault(stored.internal_id, []).append(
+                        (function.id, *refused)
+                    )
+                return None, env
+        slot = None
+        if function.singleton is not None:
+            if env is None:
+                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+            slot = self._singleton_slot(function, env)
+            holder = None if slot is None else self._singletons.get(slot)
+            if holder is not None and function.singleton.mode == "skip":
+                if harness is not None:
+                    harness.decisions.setdefault(stored.internal_id, []).append(
+                        (function.id, "skipped by singleton", f"active run {holder.run_id}")
+                    )
+                return None, env
+            if holder is not None:
+                # As Inngest: an executing step finishes first; it ends CANCELLED.
+                self.cancel_run(holder, interrupt=False)
+                if harness is not None:
+                    harness.decisions.setdefault(holder.events[0].internal_id, []).append(
+                        (function.id, "cancelled by singleton", f"run {holder.run_id}")
+                    )
+        run = Run(self._ids.new(now), function, (stored,))
+        self._record_run(run)
+        if slot is not None:
+            self._singletons[slot] = run
+            run._singleton = slot
+        if harness is not None:
+            harness.decisions.setdefault(stored.internal_id, []).append(
+                (function.id, "started run", run.run_id)
+            )
+        if function.cancel or function.timeouts:
+            self._arm(run, now)
+        # Inngest schedules runs of future-dated events at their ts; a throttle
+        # spaces the starts after that.
+        due = stored.ts if stored.ts is not None and stored.ts > now else now
+        if function.throttle is not None:
+            if env is None:
+                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+            due = self._throttled(function, env, due)
+            if due > now and harness is not None:
+                harness.decisions.setdefault(stored.internal_id, []).append(
+                    (function.id, "throttled", f"run {run.run_id} queued until {_iso(due)}")
+                )
+        if due > now:
+            run._due_ms = due
+            self._add_timer(run, due, functools.partial(self._enqueue, run))
+            return None, env
+        return run, env
 
     def _singleton_slot(self, function: Function, env: dict[str, Any]) -> tuple[str, str] | None:
         """The singleton slot a run of ``function`` takes (None: a key of false, or a
@@ -924,25 +954,43 @@ class Engine:
             self.accept, batch.decoded, batch.internal_ids, token=self._token
         )
 
-    async def settle(self, *, advance_time: bool = False) -> None:
+    async def settle(self, *, advance_time: bool | datetime.timedelta = False) -> None:
         """Return when no run is executing and none is queued (and, with a durable store,
         when everything they did is written).
 
         With ``advance_time=True`` (virtual clock only) keep jumping the clock to the next
-        due timer until none is left.
+        due timer of a run (sleeps, waits, retries, timeouts) until none is left. Cron
+        ticks never run out, so they need a bound: ``advance_time=timedelta(days=7)``
+        jumps through every timer, cron ticks included, for that long, and stops there.
         """
-        if advance_time and not isinstance(self.clock, VirtualClock):
+        if advance_time is not False and not isinstance(self.clock, VirtualClock):
             raise UsageError(
-                "settle(advance_time=True) needs a virtual clock: create the client with "
+                "settle(advance_time=...) needs a virtual clock: create the client with "
                 "clock=eventbus.VirtualClock()"
+            )
+        bound = None
+        if isinstance(advance_time, datetime.timedelta):
+            if advance_time < datetime.timedelta(0):
+                raise UsageError(f"settle(advance_time={advance_time!r}) must not be negative")
+            bound = self.clock.now_ms() + advance_time // datetime.timedelta(milliseconds=1)
+        elif advance_time is not True and advance_time is not False:
+            raise UsageError(
+                f"settle(advance_time=...) takes True or a timedelta, got {advance_time!r}"
             )
         while True:
             while self._active and not self.crashed:
                 if self._settled is None:
                     self._settled = anyio.Event()
                 await self._settled.wait()
-            due = self._next_timer() if advance_time and not self.crashed else None
+            due = None
+            if advance_time is not False and not self.crashed:
+                due = self._next_timer(cron=bound is not None)
+                if due is not None and bound is not None and due > bound:
+                    due = None
             if due is None:
+                if bound is not None and not self.crashed:
+                    assert isinstance(self.clock, VirtualClock)
+                    self.clock.advance_to_ms(bound)
                 if self.durable and not self.crashed:
                     await self.store.commit()  # and what the runs did is in the store
                 return
@@ -951,6 +999,50 @@ class Engine:
             self._fire_due()
 
     # ------------------------------------------------------------------ timers
+
+    def _arm_crons(self) -> None:
+        """Schedule the next tick of every function with cron triggers, from now (a tick
+        missed while no engine ran is not made up, as on Inngest)."""
+        now = self.clock.now_ms()
+        for function in self.registry.functions.values():
+            if function.crons:
+                self._next_tick(function, _CronOwner(), now)
+
+    def _next_tick(self, function: Function, owner: _CronOwner, after_ms: int) -> None:
+        ticks = [(schedule.next_after(after_ms), schedule) for schedule in function.crons]
+        scheduled, schedule = min(ticks, key=lambda tick: tick[0])  # overlapping: once
+        fire = scheduled
+        if schedule.jitter_ms:
+            fire += self.random.randint(0, schedule.jitter_ms)
+        callback = functools.partial(self._cron_tick, function, owner, schedule, scheduled, fire)
+        _, earliest = self._cron_timers.add(owner, fire, callback)
+        if earliest and self._timer_changed is not None:
+            self._timer_changed.set()
+
+    def _cron_tick(
+        self,
+        function: Function,
+        owner: _CronOwner,
+        schedule: CronSchedule,
+        scheduled: int,
+        fire: int,
+    ) -> None:
+        """A tick: an ``inngest/scheduled.timer`` event for ``function`` alone (its id is
+        the scheduled time), through the function's flow control; then the next tick."""
+        if self._tg is None:
+            return
+        self._next_tick(function, owner, scheduled)
+        now = self.clock.now_ms()
+        event_id = scheduled_id(scheduled)
+        data = {"cron": schedule.cron, "scheduledAt": event_id, "fireAt": scheduled_id(fire)}
+        internal_id = self._ids.new(now)
+        stored = make_stored(
+            SCHEDULED_EVENT, data, event_id, fire, None, {}, internal_id, now, False
+        )
+        self._store(stored)
+        run, _ = self._schedule(function, stored, now, None, self.harness)
+        if run is not None:
+            self._enqueue(run)
 
     def _add_timer(self, run: Run, due_ms: int, callback: Callable[[], None]) -> int:
         """Call ``callback`` at ``due_ms``; every timer belongs to a run and dies with it."""
@@ -962,11 +1054,20 @@ class Engine:
     def _cancel_timer(self, run: Run, seq: int) -> None:
         self._timers.cancel(run, seq)
 
-    def _next_timer(self) -> int | None:
-        return self._timers.next_due()
+    def _next_timer(self, *, cron: bool = False) -> int | None:
+        """The next run timer's time; with ``cron`` the next cron tick's too."""
+        due = self._timers.next_due()
+        if cron:
+            tick = self._cron_timers.next_due()
+            if tick is not None and (due is None or tick < due):
+                return tick
+        return due
 
     def _fire_due(self) -> None:
-        for callback in self._timers.pop_due(self.clock.now_ms()):
+        now = self.clock.now_ms()
+        for callback in self._cron_timers.pop_due(now):
+            callback()
+        for callback in self._timers.pop_due(now):
             callback()
 
     def _on_clock_advance(self) -> None:
@@ -981,7 +1082,7 @@ class Engine:
         while not self.crashed:
             self._fire_due()
             delay = math.inf
-            due = self._next_timer()
+            due = self._next_timer(cron=True)
             if due is not None:
                 delay = max(0.0, (due - self.clock.now_ms()) / 1000)
             self._timer_changed = anyio.Event()

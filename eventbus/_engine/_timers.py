@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .._run import Run
+
+class Run(Protocol):
+    """What owns timers: a run, or a function's cron schedule (``_timers`` holds the
+    sequence numbers of its live timers)."""
+
+    _timers: set[int]
 
 
 class Timers:

@@ -34,7 +34,7 @@ from .._errors import (
 )
 from .._function import Cancel, Function, Timeouts, TriggerEvent, make_function
 from .._middleware import Kit, MiddlewareSpec, StepOutput
-from .._options import UNSUPPORTED_OPTIONS
+from .._options import UNSUPPORTED_OPTIONS, TriggerCron
 from .._step import ParallelMode
 
 #: The ``inngest`` versions whose functions eventbus can read: (major, minor) pairs.
@@ -469,9 +469,9 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
     ``serializer``, ``step.run(..., output_type=M)`` serializes and deserializes with it,
     as the SDK does (without one, ``output_type`` changes nothing, as in the SDK).
 
-    Options eventbus cannot apply yet (flow control such as ``concurrency``, cron
-    triggers) raise :class:`FunctionConfigError` naming them, unless listed in ``ignore``
-    (``"cron"`` or an option name), as the mocked runner does.
+    Options eventbus cannot apply yet (flow control such as ``concurrency``) raise
+    :class:`FunctionConfigError` naming them, unless listed in ``ignore`` (an option
+    name, or ``"cron"`` to drop cron triggers), as the mocked runner does.
     """
     _check_version()
     if not is_sdk_function(fn):
@@ -494,11 +494,11 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
         for name in _UNSUPPORTED_OPTIONS
         if getattr(config, name, None) not in (None, []) and name not in ignore
     ]
-    triggers: list[TriggerEvent] = []
+    triggers: list[TriggerEvent | TriggerCron] = []
     for trigger in config.triggers:
         if isinstance(trigger, inngest.TriggerCron):
             if "cron" not in ignore:
-                unsupported.append(f"TriggerCron({trigger.cron!r})")
+                triggers.append(TriggerCron(cron=trigger.cron, jitter=trigger.jitter))
             continue
         triggers.append(TriggerEvent(event=trigger.event, expression=trigger.expression))
     if unsupported:

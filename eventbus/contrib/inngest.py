@@ -326,8 +326,11 @@ def to_inngest(client: Any, inngest_client: Any) -> list[Any]:
             name=function.name,
             retries=function.retries,
             trigger=[
-                inngest.TriggerEvent(event=t.event, expression=t.expression)
-                for t in function.triggers
+                *(
+                    inngest.TriggerEvent(event=t.event, expression=t.expression)
+                    for t in function.triggers
+                ),
+                *(inngest.TriggerCron(cron=c.cron, jitter=c.jitter) for c in function.crons),
             ],
             cancel=[
                 inngest.Cancel(event=c.event, if_exp=c.if_exp, timeout=c.timeout_ms)

@@ -17,6 +17,7 @@ never share anything.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import random
 import sys
@@ -108,9 +109,11 @@ class Bus:
         batch = self.client._validate(events)
         return await self.engine.send_batch(batch) if batch.decoded else []
 
-    async def settle(self, *, advance_time: bool = False) -> None:
+    async def settle(self, *, advance_time: bool | datetime.timedelta = False) -> None:
         """Wait until nothing is running or queued; with ``advance_time=True`` also jump
-        the virtual clock through every timer (sleeps, waits, retries) until none is left."""
+        the virtual clock through every timer (sleeps, waits, retries) until none is left;
+        with ``advance_time=timedelta(...)``, through every timer and cron tick for that
+        long."""
         await self.engine.settle(advance_time=advance_time)
 
     # ------------------------------------------------------------------ crashes

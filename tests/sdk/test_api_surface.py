@@ -125,14 +125,15 @@ def test_flow_control_constructs_alike_and_is_refused_clearly(keyword: str, make
         )
 
 
-def test_cron_triggers_construct_alike_and_are_refused_clearly() -> None:
-    """TriggerCron(cron, jitter) builds on both; eventbus refuses to register it."""
-    inngest.TriggerCron(cron="TZ=Europe/Paris 0 12 * * *", jitter="10s")
-    cron = eventbus.TriggerCron(cron="TZ=Europe/Paris 0 12 * * *", jitter="10s")
+def test_cron_triggers_construct_alike_and_are_accepted() -> None:
+    """TriggerCron(cron, jitter) builds on both, and eventbus registers either, alone or
+    with event triggers."""
+    theirs = inngest.TriggerCron(cron="TZ=Europe/Paris 0 12 * * *", jitter="10s")
+    ours = eventbus.TriggerCron(cron="TZ=Europe/Paris 0 12 * * *", jitter="10s")
     client = eventbus.Inngest(app_id="shop")
-    for trigger in (cron, [eventbus.TriggerEvent(event="app/e"), cron]):
-        with pytest.raises(eventbus.FunctionConfigError, match="cron schedules"):
-            client.create_function(fn_id="nightly", trigger=trigger)
+    for n, trigger in enumerate([ours, [eventbus.TriggerEvent(event="app/e"), ours], [theirs]]):
+        function = client.create_function(fn_id=f"nightly-{n}", trigger=trigger)(lambda ctx: None)
+        assert [c.cron for c in function.crons] == ["TZ=Europe/Paris 0 12 * * *"]
 
 
 def test_errors_take_the_sdks_arguments() -> None:

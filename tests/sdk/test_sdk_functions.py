@@ -196,8 +196,8 @@ async def test_race_mode_and_step_errors_come_through() -> None:
 
 
 async def test_options_eventbus_cannot_apply_yet_are_named() -> None:
-    """Flow control and cron triggers fail clearly in running() rather than being
-    silently dropped."""
+    """Flow control eventbus does not apply yet fails clearly in running() rather than
+    being silently dropped."""
     app = inngest.Inngest(app_id="flow", is_production=False)
 
     @app.create_function(
@@ -208,11 +208,7 @@ async def test_options_eventbus_cannot_apply_yet_are_named() -> None:
     async def limited(ctx: inngest.Context) -> None:
         pass
 
-    @app.create_function(fn_id="nightly", trigger=inngest.TriggerCron(cron="0 3 * * *"))
-    async def nightly(ctx: inngest.Context) -> None:
-        pass
-
-    for fn, named in [(limited, "concurrency"), (nightly, "TriggerCron('0 3 * * *')")]:
+    for fn, named in [(limited, "concurrency")]:
         with pytest.raises(eventbus.FunctionConfigError, match=re.escape(named)):
             async with eventbus.testing.running(app, functions=[fn]):
                 pass  # pragma: no cover
