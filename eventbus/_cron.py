@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from ._clock import datetime_to_ms, ms_to_datetime
-from ._duration import parse_duration_ms
+from ._duration import check_period_ms
 from ._errors import FunctionConfigError
 
 MAX_CRON_LENGTH = 255
@@ -97,14 +97,7 @@ def check_cron(fn_id: str, trigger: Any) -> CronSchedule:
     jitter_ms = 0
     jitter = getattr(trigger, "jitter", None)
     if jitter is not None:
-        try:
-            jitter_ms = parse_duration_ms(jitter, what="cron jitter")
-        except ValueError as exc:
-            raise FunctionConfigError(f"{fn_id!r}: {exc}") from None
-        if not MIN_JITTER_MS <= jitter_ms <= MAX_JITTER_MS:
-            raise FunctionConfigError(
-                f"{fn_id!r}: cron jitter {jitter!r} is out of range: Inngest takes 1s to 5m"
-            )
+        jitter_ms = check_period_ms(fn_id, "cron jitter", jitter, MIN_JITTER_MS, MAX_JITTER_MS)
     return CronSchedule(cron, text, zone, jitter_ms, None if jitter is None else str(jitter))
 
 

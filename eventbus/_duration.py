@@ -49,3 +49,28 @@ def parse_duration_ms(value: object, *, what: str = "duration") -> int:
     if ms < 0:
         raise ValueError(f"{what} {value!r} is negative")
     return ms
+
+
+def check_period_ms(fn_id: str, what: str, value: object, low_ms: int, high_ms: int) -> int:
+    """A configured duration in ``[low_ms, high_ms]`` as milliseconds; otherwise
+    FunctionConfigError naming the function, the option and Inngest's bounds."""
+    from ._errors import FunctionConfigError
+
+    try:
+        ms = parse_duration_ms(value, what=what)
+    except ValueError as exc:
+        raise FunctionConfigError(f"{fn_id!r}: {exc}") from None
+    if not low_ms <= ms <= high_ms:
+        raise FunctionConfigError(
+            f"{fn_id!r}: {what} {value!r} is out of range: Inngest takes "
+            f"{_short(low_ms)} to {_short(high_ms)}"
+        )
+    return ms
+
+
+def _short(ms: int) -> str:
+    """``86_400_000`` as ``"24h"``, ``604_800_000`` as ``"7d"``: the way bounds are said."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0 and not (unit == "d" and ms == 86_400_000):
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"  # pragma: no cover - every bound is whole seconds

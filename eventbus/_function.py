@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._cron import CronSchedule, check_cron
-from ._duration import parse_duration_ms
+from ._duration import check_period_ms, parse_duration_ms
 from ._errors import ConfigWarning, ExpressionError, FunctionConfigError
 from ._expr import POLICY_ALLOWED_FUNCTIONS, CompiledExpression, compile_expression
 from ._flow import (
@@ -237,20 +237,10 @@ def check_rate_limit(fn_id: str, rate_limit: object, idempotency: object) -> Rat
         )
     if limit < 1:
         raise FunctionConfigError(f"{fn_id!r}: rate_limit limit must be at least 1, got {limit}")
-    try:
-        period_ms = parse_duration_ms(period, what="rate_limit period")
-    except ValueError as exc:
-        raise FunctionConfigError(f"{fn_id!r}: {exc}") from None
-    if not MIN_RATE_PERIOD_MS <= period_ms <= MAX_RATE_PERIOD_MS:
-        raise FunctionConfigError(
-            f"{fn_id!r}: rate_limit period {period!r} is out of range: Inngest takes 1s to 24h"
-        )
-    if key is not None:
-        if not isinstance(key, str) or not key.strip():
-            raise FunctionConfigError(
-                f"{fn_id!r}: rate_limit key must be an expression string, got {key!r}"
-            )
-        _compile_key(fn_id, "rate_limit key", key)
+    period_ms = check_period_ms(
+        fn_id, "rate_limit period", period, MIN_RATE_PERIOD_MS, MAX_RATE_PERIOD_MS
+    )
+    _check_key(fn_id, "rate_limit key", key)
     return RateRule(Gcra.rate_limit(limit, period_ms), key, limit=limit, period_ms=period_ms)
 
 
@@ -275,20 +265,10 @@ def check_throttle(fn_id: str, throttle: object) -> ThrottleRule | None:
         raise FunctionConfigError(
             f"{fn_id!r}: throttle burst must be an int of at least 0, got {burst!r}"
         )
-    try:
-        period_ms = parse_duration_ms(period, what="throttle period")
-    except ValueError as exc:
-        raise FunctionConfigError(f"{fn_id!r}: {exc}") from None
-    if not MIN_THROTTLE_PERIOD_MS <= period_ms <= MAX_THROTTLE_PERIOD_MS:
-        raise FunctionConfigError(
-            f"{fn_id!r}: throttle period {period!r} is out of range: Inngest takes 1s to 7d"
-        )
-    if key is not None:
-        if not isinstance(key, str) or not key.strip():
-            raise FunctionConfigError(
-                f"{fn_id!r}: throttle key must be an expression string, got {key!r}"
-            )
-        _compile_key(fn_id, "throttle key", key)
+    period_ms = check_period_ms(
+        fn_id, "throttle period", period, MIN_THROTTLE_PERIOD_MS, MAX_THROTTLE_PERIOD_MS
+    )
+    _check_key(fn_id, "throttle key", key)
     limit = max(limit, 1)  # Inngest normalises 0 to 1
     return ThrottleRule(
         Gcra.throttle(limit, period_ms, burst), key, limit=limit, period_ms=period_ms, burst=burst
@@ -306,13 +286,17 @@ def check_singleton(fn_id: str, singleton: object) -> SingletonRule | None:
             f"{fn_id!r}: singleton must be eventbus.Singleton(mode='skip' or 'cancel', "
             f"key=None), got {singleton!r}"
         )
-    if key is not None:
-        if not isinstance(key, str) or not key.strip():
-            raise FunctionConfigError(
-                f"{fn_id!r}: singleton key must be an expression string, got {key!r}"
-            )
-        _compile_key(fn_id, "singleton key", key)
+    _check_key(fn_id, "singleton key", key)
     return SingletonRule(str(mode), key)
+
+
+def _check_key(fn_id: str, what: str, key: object) -> None:
+    """A flow-control key: None, or an expression that compiles."""
+    if key is None:
+        return
+    if not isinstance(key, str) or not key.strip():
+        raise FunctionConfigError(f"{fn_id!r}: {what} must be an expression string, got {key!r}")
+    _compile_key(fn_id, what, key)
 
 
 def _compile_key(fn_id: str, what: str, source: str) -> CompiledExpression:
