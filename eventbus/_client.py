@@ -234,9 +234,10 @@ class Inngest:
         excess events starting none (they are still stored); ``idempotency`` (a key
         expression) runs the function once per key per 24 hours; ``throttle`` (a
         :class:`Throttle`) spaces run starts, queueing the excess; ``singleton`` (a
-        :class:`Singleton`) keeps one active run per key; all as Inngest does (see
-        docs/flow-control.md). The other flow-control options (``concurrency``,
-        ``debounce``, ``batch_events``, ``priority``) are
+        :class:`Singleton`) keeps one active run per key; ``debounce`` (a
+        :class:`Debounce`) runs once with the last of a burst of events; all as Inngest
+        does (see docs/flow-control.md). The other flow-control options
+        (``concurrency``, ``batch_events``, ``priority``) are
         refused with a clear error until eventbus applies them.
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
@@ -246,7 +247,6 @@ class Inngest:
             {
                 "batch_events": batch_events,
                 "concurrency": concurrency,
-                "debounce": debounce,
                 "priority": priority,
             },
         )
@@ -268,6 +268,7 @@ class Inngest:
             idempotency=idempotency,
             throttle=throttle,
             singleton=singleton,
+            debounce=debounce,
         )
         # Validate everything but the handler now, so errors point at this call.
         build(handler=_probe_handler)

@@ -95,6 +95,28 @@ class SingletonRule:
     key: str | None
 
 
+@attrs.frozen
+class DebounceRule:
+    """Run once ``period`` after the last event per key, at most ``timeout`` after the
+    first (None: no cap)."""
+
+    period_ms: int
+    key: str | None
+    timeout_ms: int | None
+
+    def due_ms(self, first_ms: int, now_ms: int) -> int:
+        """When a debounce that opened at ``first_ms`` fires, after an event at ``now_ms``:
+        ``period`` later, capped by ``timeout`` from the first event (at least 1 s on)."""
+        ttl = self.period_ms
+        if self.timeout_ms is not None:
+            ttl = max(min(ttl, first_ms + self.timeout_ms - now_ms), 1_000)
+        return now_ms + ttl
+
+
+#: Inngest's bounds of a debounce's period.
+MIN_DEBOUNCE_PERIOD_MS = 1_000
+MAX_DEBOUNCE_PERIOD_MS = 7 * DAY_MS
+
 #: Inngest's bounds of a rate limit's period.
 MIN_RATE_PERIOD_MS = 1_000
 MAX_RATE_PERIOD_MS = DAY_MS

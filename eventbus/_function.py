@@ -21,10 +21,13 @@ from ._errors import ConfigWarning, ExpressionError, FunctionConfigError
 from ._expr import POLICY_ALLOWED_FUNCTIONS, CompiledExpression, compile_expression
 from ._flow import (
     DAY_MS,
+    MAX_DEBOUNCE_PERIOD_MS,
     MAX_RATE_PERIOD_MS,
     MAX_THROTTLE_PERIOD_MS,
+    MIN_DEBOUNCE_PERIOD_MS,
     MIN_RATE_PERIOD_MS,
     MIN_THROTTLE_PERIOD_MS,
+    DebounceRule,
     Gcra,
     RateRule,
     SingletonRule,
@@ -275,6 +278,32 @@ def check_throttle(fn_id: str, throttle: object) -> ThrottleRule | None:
     )
 
 
+def check_debounce(fn_id: str, debounce: object) -> DebounceRule | None:
+    """``debounce=`` (an eventbus or SDK ``Debounce``)."""
+    if debounce is None:
+        return None
+    period = getattr(debounce, "period", None)
+    if period is None:
+        raise FunctionConfigError(
+            f"{fn_id!r}: debounce must be eventbus.Debounce(period=..., key=None, "
+            f"timeout=None), got {debounce!r}"
+        )
+    period_ms = check_period_ms(
+        fn_id, "debounce period", period, MIN_DEBOUNCE_PERIOD_MS, MAX_DEBOUNCE_PERIOD_MS
+    )
+    timeout = getattr(debounce, "timeout", None)
+    timeout_ms = None
+    if timeout is not None:
+        timeout_ms = check_period_ms(
+            fn_id, "debounce timeout", timeout, MIN_DEBOUNCE_PERIOD_MS, MAX_DEBOUNCE_PERIOD_MS
+        )
+    key = getattr(debounce, "key", None)
+    if key == "":
+        key = None  # as Inngest: an empty key is no key
+    _check_key(fn_id, "debounce key", key)
+    return DebounceRule(period_ms, key, timeout_ms)
+
+
 def check_singleton(fn_id: str, singleton: object) -> SingletonRule | None:
     """``singleton=`` (an eventbus or SDK ``Singleton``)."""
     if singleton is None:
@@ -422,11 +451,13 @@ class Function:
     #: ``throttle=`` and ``singleton=`` (see eventbus._flow), or None.
     throttle: ThrottleRule | None = None
     singleton: SingletonRule | None = None
+    debounce: DebounceRule | None = None
     id: str = attrs.field(init=False)
     #: The rate limit's and the throttle's key expressions, compiled.
     rate_key: CompiledExpression | None = attrs.field(init=False)
     throttle_key: CompiledExpression | None = attrs.field(init=False)
     singleton_key: CompiledExpression | None = attrs.field(init=False)
+    debounce_key: CompiledExpression | None = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
     has_expressions: bool = attrs.field(init=False)
     #: True for ``async def`` handlers; sync handlers run in worker threads.
@@ -444,6 +475,10 @@ class Function:
         )
         one = self.singleton
         self.singleton_key = None if one is None or one.key is None else compile_expression(one.key)
+        wait = self.debounce
+        self.debounce_key = (
+            None if wait is None or wait.key is None else compile_expression(wait.key)
+        )
 
     def __repr__(self) -> str:
         events = ", ".join(t.event for t in self.triggers)
@@ -469,6 +504,7 @@ def make_function(
     idempotency: object = None,
     throttle: object = None,
     singleton: object = None,
+    debounce: object = None,
 ) -> list[Function]:
     """Validate a create_function call; returns the function (and its failure handler)."""
     if not isinstance(fn_id, str) or not fn_id.strip():
@@ -482,6 +518,7 @@ def make_function(
     rate_rule = check_rate_limit(fn_id, rate_limit, idempotency)
     throttle_rule = check_throttle(fn_id, throttle)
     singleton_rule = check_singleton(fn_id, singleton)
+    debounce_rule = check_debounce(fn_id, debounce)
     checked = _check_handler(handler, "handler")
     functions = [
         Function(
@@ -500,6 +537,7 @@ def make_function(
             rate_limit=rate_rule,
             throttle=throttle_rule,
             singleton=singleton_rule,
+            debounce=debounce_rule,
             crons=crons,
         )
     ]

@@ -98,7 +98,6 @@ class TriggerCron:
 UNSUPPORTED_OPTIONS = {
     "batch_events": "batching",
     "concurrency": "concurrency limits",
-    "debounce": "debouncing",
     "priority": "priority",
 }
 

@@ -123,6 +123,20 @@ AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
 
 
+class _Debounce:
+    """A pending debounce: the event it holds, since when, and its timer."""
+
+    __slots__ = ("_timers", "event", "first_ms", "function", "key", "seq")
+
+    def __init__(self, function: Function, key: str, event: StoredEvent, first_ms: int) -> None:
+        self._timers: set[int] = set()
+        self.function = function
+        self.key = key
+        self.event = event
+        self.first_ms = first_ms
+        self.seq = 0
+
+
 class _CronOwner:
     """What a function's cron ticks belong to, in the timer heap."""
 
@@ -247,6 +261,8 @@ class Engine:
         self._pauses = Pauses()
         #: (function id, singleton key) -> the active run holding it.
         self._singletons: dict[tuple[str, str], Run] = {}
+        #: (function id, debounce key) -> the pending debounce.
+        self._debounces: dict[tuple[str, str], _Debounce] = {}
         self._timer_changed: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._thread: int | None = None
@@ -401,8 +417,10 @@ class Engine:
                 "; ".join(orphans[:REPORT_RUNS]),
             )
         self._arm_crons()
+        self._arm_debounces()
         if runs:
             self._resume_recovered(runs)
+        self._fire_due()  # what fell due while no engine ran happens now
 
     def _resume_recovered(self, runs: list[Run]) -> None:
         """Re-arm what unfinished runs were waiting on, and queue the rest: sleeps wake at
@@ -605,11 +623,14 @@ class Engine:
         now: int,
         env: dict[str, Any] | None,
         harness: Harness | None,
+        debounced: bool = False,
     ) -> tuple[Run | None, dict[str, Any] | None]:
         """The flow control of a run ``stored`` would start of ``function`` (Inngest's
-        order: rate limit, singleton, then the start time: ts and throttle); returns the
-        run to start now (None if none, or later), and the event view built on the way."""
-        if function.rate_limit is not None:
+        order: rate limit, debounce, singleton, then the start time: ts and throttle);
+        returns the run to start now (None if none, or later), and the event view built
+        on the way. ``debounced``: a debounce fired with ``stored`` (the first two are
+        behind it)."""
+        if function.rate_limit is not None and not debounced:
             if env is None:
                 env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
             refused = self._rate_limited(function, stored, now, env)
@@ -619,6 +640,11 @@ class Engine:
                         (function.id, *refused)
                     )
                 return None, env
+        if function.debounce is not None and not debounced:
+            if env is None:
+                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+            self._debounce(function, stored, now, env, harness)
+            return None, env
         slot = None
         if function.singleton is not None:
             if env is None:
@@ -665,6 +691,83 @@ class Engine:
             self._add_timer(run, due, functools.partial(self._enqueue, run))
             return None, env
         return run, env
+
+    def _debounce(
+        self,
+        function: Function,
+        stored: StoredEvent,
+        now: int,
+        env: dict[str, Any],
+        harness: Harness | None,
+    ) -> None:
+        """Hold ``stored`` in its key's debounce (opening one, or replacing its event
+        unless ``stored`` is older by ``ts``), and move the debounce's timer."""
+        rule = function.debounce
+        assert rule is not None
+        compiled = function.debounce_key
+        key = ""
+        if compiled is not None:
+            value = compiled.evaluate(env)
+            key = "<invalid>" if value is UNKNOWN else rate_key(value)
+        slot = (function.id, key)
+        pending = self._debounces.get(slot)
+        if pending is not None:
+            held = pending.event
+            if (stored.ts or 0) < (held.ts or 0):
+                if harness is not None:  # Inngest keeps the latest by ts
+                    harness.decisions.setdefault(stored.internal_id, []).append(
+                        (function.id, "debounced", f"older than event {held.internal_id}: dropped")
+                    )
+                return
+            if harness is not None:
+                harness.decisions.setdefault(held.internal_id, []).append(
+                    (function.id, "debounced", f"replaced by event {stored.internal_id}")
+                )
+            self._cancel_debounce_timer(pending)
+            first = pending.first_ms
+        else:
+            first = now
+        due = rule.due_ms(first, now)
+        self._arm_debounce(function, key, stored, first, due)
+        self.store.set_debounce(function.id, key, stored.internal_id, first, due)
+        if harness is not None:
+            harness.decisions.setdefault(stored.internal_id, []).append(
+                (function.id, "debounced", f"a run with the latest event at {_iso(due)}")
+            )
+
+    def _arm_debounce(
+        self, function: Function, key: str, stored: StoredEvent, first: int, due: int
+    ) -> None:
+        pending = _Debounce(function, key, stored, first)
+        self._debounces[function.id, key] = pending
+        callback = functools.partial(self._debounce_fired, pending)
+        pending.seq, earliest = self._timers.add(pending, due, callback)
+        if earliest and self._timer_changed is not None:
+            self._timer_changed.set()
+
+    def _cancel_debounce_timer(self, pending: _Debounce) -> None:
+        self._timers.cancel(pending, pending.seq)
+
+    def _debounce_fired(self, pending: _Debounce) -> None:
+        """The debounce's period passed: one run, with the event it holds."""
+        function, key = pending.function, pending.key
+        if self._debounces.get((function.id, key)) is not pending or self._tg is None:
+            return  # pragma: no cover - replaced or stopping meanwhile
+        del self._debounces[function.id, key]
+        now = self.clock.now_ms()
+        run, _ = self._schedule(function, pending.event, now, None, self.harness, True)
+        self.store.drop_debounce(function.id, key)
+        if run is not None:
+            self._enqueue(run)
+
+    def _arm_debounces(self) -> None:
+        """After a restart: the pending debounces fire at their time (at once if past)."""
+        for function_id, key, event_id, first, due in self.store.debounces():
+            function = self.registry.functions.get(function_id)
+            stored = self.store.get_event(event_id)
+            if function is None or function.debounce is None or stored is None:
+                continue  # pragma: no cover - a function removed or changed since
+            self._arm_debounce(function, key, stored, first, due)
 
     def _singleton_slot(self, function: Function, env: dict[str, Any]) -> tuple[str, str] | None:
         """The singleton slot a run of ``function`` takes (None: a key of false, or a

@@ -536,4 +536,5 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
         idempotency=config.idempotency,
         throttle=config.throttle,
         singleton=config.singleton,
+        debounce=config.debounce,
     )

@@ -360,6 +360,11 @@ def _flow_control_for_sdk(function: Function) -> dict[str, Any]:
         options["rate_limit"] = inngest.RateLimit(
             limit=rule.limit, period=rule.period_ms, key=rule.key
         )
+    wait = function.debounce
+    if wait is not None:
+        options["debounce"] = inngest.Debounce(
+            period=wait.period_ms, key=wait.key, timeout=wait.timeout_ms
+        )
     one = function.singleton
     if one is not None:
         options["singleton"] = inngest.Singleton(mode=one.mode, key=one.key)  # type: ignore[arg-type]

@@ -58,6 +58,8 @@ class MemoryStore:
         #: (function id, key) -> the key's GCRA theoretical arrival time (rate limits).
         self._limits: dict[tuple[str, str], int] = {}
         self._limits_prune_at = 1024
+        #: (function id, key) -> (event internal id, first event ms, due ms): debounces.
+        self._debounces: dict[tuple[str, str], tuple[str, int, int]] = {}
 
     def bind(self, retention: int) -> None:
         """Set the bound (the client's ``event_retention``) before an engine uses it."""
@@ -109,6 +111,37 @@ class MemoryStore:
             for stale in [k for k, v in limits.items() if v <= now_ns]:
                 del limits[stale]
             self._limits_prune_at = max(1024, 2 * len(limits))
+
+    def debounces(self) -> list[tuple[str, str, str, int, int]]:
+        """The pending debounces: (function id, key, event id, first ms, due ms)."""
+        return [(f, k, *state) for (f, k), state in self._debounces.items()]
+
+    def set_debounce(
+        self, function_id: str, key: str, internal_id: str, first_ms: int, due_ms: int
+    ) -> None:
+        """A debounce holds (the latest) event ``internal_id``, firing at ``due_ms``; the
+        event is kept until the debounce fires."""
+        old = self._debounces.get((function_id, key))
+        if old is None or old[0] != internal_id:
+            if old is not None:
+                self._unpin(old[0])
+            self._pins[internal_id] = self._pins.get(internal_id, 0) + 1
+        self._debounces[function_id, key] = (internal_id, first_ms, due_ms)
+
+    def drop_debounce(self, function_id: str, key: str) -> None:
+        """The debounce fired (its run is recorded)."""
+        old = self._debounces.pop((function_id, key), None)
+        if old is not None:
+            self._unpin(old[0])
+
+    def _unpin(self, internal_id: str) -> None:
+        pins = self._pins
+        count = pins.get(internal_id, 0) - 1
+        if count > 0:
+            pins[internal_id] = count
+        else:
+            pins.pop(internal_id, None)
+            self._held_events.pop(internal_id, None)
 
     def abandon(self) -> None:
         """The engine crashed (eventbus.testing): in memory everything is already "in",

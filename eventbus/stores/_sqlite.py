@@ -14,11 +14,11 @@ survives the process being killed; a power cut may lose the last transactions (s
 ``synchronous="FULL"`` to survive that too, at the price of an fsync per commit). One
 process at a time: a second one opening the file gets :class:`StoreError`.
 
-Layout (schema version 3; older files are migrated as they are opened): ``meta`` (the
+Layout (schema version 4; older files are migrated as they are opened): ``meta`` (the
 marker and the schema version), ``events`` (one JSON row per stored event, in arrival
 order), ``dedup`` (the ids claimed within the 24 h window), ``runs`` (one JSON row per
-run: its state), ``steps`` (one JSON row per journal record) and ``limits`` (the
-rate-limit state of each function's keys).
+run: its state), ``steps`` (one JSON row per journal record), ``limits`` (the
+rate-limit and throttle state of each function's keys) and ``debounces`` (pending ones).
 """
 
 from __future__ import annotations
@@ -69,6 +69,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE IF NOT EXISTS limits (function_id TEXT NOT NULL, key TEXT NOT NULL,"
         " tat INTEGER NOT NULL, PRIMARY KEY (function_id, key))",
     ),
+    # 4: pending debounces (the event a debounce holds, and when it fires).
+    (
+        "CREATE TABLE IF NOT EXISTS debounces (function_id TEXT NOT NULL, key TEXT NOT NULL,"
+        " event_id TEXT NOT NULL, first_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (function_id, key))",
+    ),
 )
 #: The schema this eventbus writes (files of older versions are migrated on open).
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
@@ -78,6 +84,7 @@ _Batch = tuple[
     list[tuple[str, str, int, str]],
     list[tuple[str, int]],
     list[tuple[str, str, int]],
+    list[tuple[str, str, tuple[str, int, int] | None]],
 ]
 #: Prune the file's history every this many commits.
 PRUNE_EVERY = 64
@@ -205,6 +212,7 @@ class SqliteStore(MemoryStore):
         self._dirty_runs: dict[str, Run] = {}
         self._dirty_steps: dict[tuple[str, str], tuple[Run, StepRecord]] = {}
         self._dirty_limits: dict[tuple[str, str], int] = {}
+        self._dirty_debounces: dict[tuple[str, str], tuple[str, int, int] | None] = {}
         self._now_ms = 0  # the latest time the engine gave (to prune run-out limits)
         self._requested = 0  # changes made so far (a generation number)
         self._committed = 0  # changes written so far
@@ -319,6 +327,11 @@ class SqliteStore(MemoryStore):
             DedupIndex.seen(self.dedup, key, first_ms)
         for function_id, key, tat in conn.execute("SELECT function_id, key, tat FROM limits"):
             self._limits[function_id, key] = tat
+        for function_id, key, event_id, first_ms, due_ms in conn.execute(
+            "SELECT function_id, key, event_id, first_ms, due_ms FROM debounces"
+        ):
+            if event_id in events:
+                MemoryStore.set_debounce(self, function_id, key, event_id, first_ms, due_ms)
         steps: dict[str, list[StepRecord]] = {}
         for run_id, step_id, body in conn.execute(
             "SELECT run_id, step_id, body FROM steps ORDER BY run_id, pos"
@@ -392,6 +405,18 @@ class SqliteStore(MemoryStore):
         super().run_ended(run)
         self.touch(run)
 
+    def set_debounce(
+        self, function_id: str, key: str, internal_id: str, first_ms: int, due_ms: int
+    ) -> None:
+        super().set_debounce(function_id, key, internal_id, first_ms, due_ms)
+        self._dirty_debounces[function_id, key] = (internal_id, first_ms, due_ms)
+        self._mark()
+
+    def drop_debounce(self, function_id: str, key: str) -> None:
+        super().drop_debounce(function_id, key)
+        self._dirty_debounces[function_id, key] = None
+        self._mark()
+
     def set_limit_tat(self, function_id: str, key: str, tat: int, now_ms: int) -> None:
         super().set_limit_tat(function_id, key, tat, now_ms)
         self._dirty_limits[function_id, key] = tat
@@ -442,6 +467,7 @@ class SqliteStore(MemoryStore):
         self._dirty_runs = {}
         self._dirty_steps = {}
         self._dirty_limits = {}
+        self._dirty_debounces = {}
         self.dedup.claims = []
         done, self._done = self._done, None
         if done is not None:
@@ -500,10 +526,12 @@ class SqliteStore(MemoryStore):
         self.dedup.claims = []
         limits = [(f, k, tat) for (f, k), tat in self._dirty_limits.items()]
         self._dirty_limits = {}
-        return events, runs, steps, claims, limits
+        debounces = [(f, k, state) for (f, k), state in self._dirty_debounces.items()]
+        self._dirty_debounces = {}
+        return events, runs, steps, claims, limits, debounces
 
     def _write(self, batch: _Batch) -> None:
-        events, runs, steps, claims, limits = batch
+        events, runs, steps, claims, limits, debounces = batch
         conn = self._conn
         assert conn is not None, "writes run before the close, in the store's thread"
         conn.execute("BEGIN")
@@ -534,6 +562,18 @@ class SqliteStore(MemoryStore):
                     "INSERT OR REPLACE INTO limits (function_id, key, tat) VALUES (?, ?, ?)",
                     limits,
                 )
+            for function_id, key, state in debounces:
+                if state is None:
+                    conn.execute(
+                        "DELETE FROM debounces WHERE function_id = ? AND key = ?",
+                        (function_id, key),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO debounces (function_id, key, event_id, "
+                        "first_ms, due_ms) VALUES (?, ?, ?, ?, ?)",
+                        (function_id, key, *state),
+                    )
             self._commits += 1
             if self._commits % PRUNE_EVERY == 0:
                 self._prune(conn)
@@ -561,7 +601,8 @@ class SqliteStore(MemoryStore):
         conn.execute(
             "DELETE FROM events WHERE seq < (SELECT seq FROM events ORDER BY seq DESC "
             "LIMIT 1 OFFSET ?) AND internal_id NOT IN (SELECT value FROM runs, "
-            "json_each(runs.body, '$.events') WHERE runs.finished = 0)",
+            "json_each(runs.body, '$.events') WHERE runs.finished = 0) "
+            "AND internal_id NOT IN (SELECT event_id FROM debounces)",
             (keep,),
         )
         conn.execute("DELETE FROM limits WHERE tat <= ?", (self._now_ms * 1_000_000,))
@@ -601,6 +642,7 @@ class SqliteStore(MemoryStore):
         self._dirty_runs = {}
         self._dirty_steps = {}
         self._dirty_limits = {}
+        self._dirty_debounces = {}
         self._requested = self._committed = 0
         self._changed = None
         self._urgent = None

@@ -45,8 +45,8 @@ class Decision:
 
     function_id: str
     #: "started run", "no trigger matched", "expression false", "deduplicated",
-    #: "rate limited", "idempotent duplicate", "throttled", "skipped by singleton" or
-    #: "cancelled by singleton".
+    #: "rate limited", "idempotent duplicate", "throttled", "debounced", "skipped by
+    #: singleton" or "cancelled by singleton".
     decision: str
     #: The run id, the function's triggers, the expression, the first event's id, or
     #: the rate limit's key and when the next run may start.

@@ -398,6 +398,7 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
         trigger=eventbus.TriggerEvent(event="crm/c"),
         throttle=eventbus.Throttle(limit=2, period="30s", burst=3, key="event.data.shop"),
         singleton=eventbus.Singleton(mode="cancel", key="event.data.shop"),
+        debounce=eventbus.Debounce(period="5s", key="event.data.shop", timeout="1m"),
     )
     async def spaced(ctx: eventbus.Context) -> None:
         return None
@@ -418,6 +419,7 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
         "burst": 3,
     }
     assert spaced_config["singleton"] == {"key": "event.data.shop", "mode": "cancel"}
+    assert spaced_config["debounce"] == {"key": "event.data.shop", "period": "5s", "timeout": "1m"}
 
     # And back: the SDK's functions, converted, carry the same rules.
     for fn in functions.values():
@@ -431,6 +433,8 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
                 3,
                 "event.data.shop",
             )
+            assert function.debounce is not None
+            assert (function.debounce.period_ms, function.debounce.timeout_ms) == (5_000, 60_000)
             assert function.singleton is not None
             assert (function.singleton.mode, function.singleton.key) == (
                 "cancel",

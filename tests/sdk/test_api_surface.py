@@ -94,7 +94,7 @@ FLOW_CONTROL: list[tuple[str, Any]] = [
 
 
 #: The options eventbus applies (docs/flow-control.md); the others are refused.
-APPLIED = {"rate_limit", "idempotency", "throttle", "singleton"}
+APPLIED = {"rate_limit", "idempotency", "throttle", "singleton", "debounce"}
 
 
 @pytest.mark.parametrize(("keyword", "make"), [f for f in FLOW_CONTROL if f[0] in APPLIED])
@@ -106,9 +106,11 @@ def test_applied_flow_control_takes_either_sdks_objects(keyword: str, make: Any)
             trigger=eventbus.TriggerEvent(event="app/e"),
             **{keyword: make(module)},
         )(lambda ctx: None)
-        rule = {"throttle": function.throttle, "singleton": function.singleton}.get(
-            keyword, function.rate_limit
-        )
+        rule = {
+            "throttle": function.throttle,
+            "singleton": function.singleton,
+            "debounce": function.debounce,
+        }.get(keyword, function.rate_limit)
         assert rule is not None
 
 
