@@ -458,6 +458,8 @@ class Function:
     throttle_key: CompiledExpression | None = attrs.field(init=False)
     singleton_key: CompiledExpression | None = attrs.field(init=False)
     debounce_key: CompiledExpression | None = attrs.field(init=False)
+    #: True when any flow-control key is set (the event view must then be built).
+    flow_keys: bool = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
     has_expressions: bool = attrs.field(init=False)
     #: True for ``async def`` handlers; sync handlers run in worker threads.
@@ -478,6 +480,10 @@ class Function:
         wait = self.debounce
         self.debounce_key = (
             None if wait is None or wait.key is None else compile_expression(wait.key)
+        )
+        self.flow_keys = any(
+            key is not None
+            for key in (self.rate_key, self.throttle_key, self.singleton_key, self.debounce_key)
         )
 
     def __repr__(self) -> str:

@@ -94,7 +94,7 @@ from ._machine import (
 from ._pauses import CANCEL, Pause, Pauses
 from ._pauses import FAIL as FAIL_STEP
 from ._policy import clamp_retry_after
-from ._timers import Timers
+from ._timers import TimerOwner, Timers
 
 if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio depends on
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
@@ -435,9 +435,7 @@ class Engine:
             run._timers = set()
             function = run.function
             if function.singleton is not None:
-                slot = self._singleton_slot(
-                    function, {"event": run.events[0].expr_view(), CLOCK_KEY: self.clock}
-                )
+                slot = self._singleton_slot(function, self._event_env(run.events[0]))
                 if slot is not None:
                     self._singletons[slot] = run
                     run._singleton = slot
@@ -598,7 +596,7 @@ class Engine:
         for function, triggers in matches:
             if function.has_expressions:
                 if env is None:
-                    env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+                    env = self._event_env(stored)
                 if not any(t.matches(env) for t in triggers):
                     if harness is not None:
                         expressions = " | ".join(
@@ -630,9 +628,9 @@ class Engine:
         returns the run to start now (None if none, or later), and the event view built
         on the way. ``debounced``: a debounce fired with ``stored`` (the first two are
         behind it)."""
+        if env is None and function.flow_keys:
+            env = self._event_env(stored)
         if function.rate_limit is not None and not debounced:
-            if env is None:
-                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
             refused = self._rate_limited(function, stored, now, env)
             if refused is not None:
                 if harness is not None:
@@ -641,14 +639,10 @@ class Engine:
                     )
                 return None, env
         if function.debounce is not None and not debounced:
-            if env is None:
-                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
             self._debounce(function, stored, now, env, harness)
             return None, env
         slot = None
         if function.singleton is not None:
-            if env is None:
-                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
             slot = self._singleton_slot(function, env)
             holder = None if slot is None else self._singletons.get(slot)
             if holder is not None and function.singleton.mode == "skip":
@@ -679,25 +673,31 @@ class Engine:
         # spaces the starts after that.
         due = stored.ts if stored.ts is not None and stored.ts > now else now
         if function.throttle is not None:
-            if env is None:
-                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
             due = self._throttled(function, env, due)
             if due > now and harness is not None:
                 harness.decisions.setdefault(stored.internal_id, []).append(
                     (function.id, "throttled", f"run {run.run_id} queued until {_iso(due)}")
                 )
         if due > now:
-            run._due_ms = due
-            self._add_timer(run, due, functools.partial(self._enqueue, run))
+            self._queue_at(run, due)
             return None, env
         return run, env
+
+    def _event_env(self, stored: StoredEvent) -> dict[str, Any]:
+        """What expressions about ``stored`` evaluate against (triggers, keys)."""
+        return {"event": stored.expr_view(), CLOCK_KEY: self.clock}
+
+    def _queue_at(self, run: Run, due: int) -> None:
+        """Queue ``run`` at ``due`` (a future-dated event, a throttle's turn)."""
+        run._due_ms = due
+        self._add_timer(run, due, functools.partial(self._enqueue, run))
 
     def _debounce(
         self,
         function: Function,
         stored: StoredEvent,
         now: int,
-        env: dict[str, Any],
+        env: dict[str, Any] | None,
         harness: Harness | None,
     ) -> None:
         """Hold ``stored`` in its key's debounce (opening one, or replacing its event
@@ -707,6 +707,7 @@ class Engine:
         compiled = function.debounce_key
         key = ""
         if compiled is not None:
+            assert env is not None  # built by _schedule: the function has keys
             value = compiled.evaluate(env)
             key = "<invalid>" if value is UNKNOWN else rate_key(value)
         slot = (function.id, key)
@@ -723,7 +724,7 @@ class Engine:
                 harness.decisions.setdefault(held.internal_id, []).append(
                     (function.id, "debounced", f"replaced by event {stored.internal_id}")
                 )
-            self._cancel_debounce_timer(pending)
+            self._cancel_timer(pending, pending.seq)
             first = pending.first_ms
         else:
             first = now
@@ -740,13 +741,9 @@ class Engine:
     ) -> None:
         pending = _Debounce(function, key, stored, first)
         self._debounces[function.id, key] = pending
-        callback = functools.partial(self._debounce_fired, pending)
-        pending.seq, earliest = self._timers.add(pending, due, callback)
-        if earliest and self._timer_changed is not None:
-            self._timer_changed.set()
-
-    def _cancel_debounce_timer(self, pending: _Debounce) -> None:
-        self._timers.cancel(pending, pending.seq)
+        pending.seq = self._add_timer(
+            pending, due, functools.partial(self._debounce_fired, pending)
+        )
 
     def _debounce_fired(self, pending: _Debounce) -> None:
         """The debounce's period passed: one run, with the event it holds."""
@@ -769,25 +766,31 @@ class Engine:
                 continue  # pragma: no cover - a function removed or changed since
             self._arm_debounce(function, key, stored, first, due)
 
-    def _singleton_slot(self, function: Function, env: dict[str, Any]) -> tuple[str, str] | None:
+    def _singleton_slot(
+        self, function: Function, env: dict[str, Any] | None
+    ) -> tuple[str, str] | None:
         """The singleton slot a run of ``function`` takes (None: a key of false, or a
         missing field, is not a singleton; no key: one slot for the function)."""
         compiled = function.singleton_key
         if compiled is None:
             return function.id, ""
+        assert env is not None  # built by _schedule: the function has keys
         value = compiled.evaluate(env)
         if value is False or value is UNKNOWN:
             return None
         return function.id, rate_key(value)
 
-    def _throttled(self, function: Function, env: dict[str, Any], due: int) -> int:
+    def _throttled(self, function: Function, env: dict[str, Any] | None, due: int) -> int:
         """When a run of ``function`` due at ``due`` may start under its throttle (its turn
         in the key's FIFO); the slot is taken."""
         gate = function.throttle
         assert gate is not None
         compiled = function.throttle_key
-        # Throttle keys are the value as text; a missing field counts as false.
-        key = "" if compiled is None else rate_key(_throttle_value(compiled.evaluate(env)))
+        key = ""
+        if compiled is not None:
+            assert env is not None  # built by _schedule: the function has keys
+            # Throttle keys are the value as text; a missing field counts as false.
+            key = rate_key(_throttle_value(compiled.evaluate(env)))
         store_key = f"throttle:{key}"
         start, tat = gate.gcra.reserve(self.store.limit_tat(function.id, store_key), due)
         self.store.set_limit_tat(function.id, store_key, tat, self.clock.now_ms())
@@ -808,9 +811,7 @@ class Engine:
         if compiled is None:
             key = ""
         else:
-            if env is None:
-                env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
-            value = compiled.evaluate(env)
+            value = compiled.evaluate(env if env is not None else self._event_env(stored))
             if value is False or value is UNKNOWN:
                 return None  # a key of false (or a missing field) is not limited
             key = rate_key(value)
@@ -1118,9 +1119,7 @@ class Engine:
         if schedule.jitter_ms:
             fire += self.random.randint(0, schedule.jitter_ms)
         callback = functools.partial(self._cron_tick, function, owner, schedule, scheduled, fire)
-        _, earliest = self._cron_timers.add(owner, fire, callback)
-        if earliest and self._timer_changed is not None:
-            self._timer_changed.set()
+        self._add_timer(owner, fire, callback, self._cron_timers)
 
     def _cron_tick(
         self,
@@ -1147,15 +1146,23 @@ class Engine:
         if run is not None:
             self._enqueue(run)
 
-    def _add_timer(self, run: Run, due_ms: int, callback: Callable[[], None]) -> int:
-        """Call ``callback`` at ``due_ms``; every timer belongs to a run and dies with it."""
-        seq, earliest = self._timers.add(run, due_ms, callback)
+    def _add_timer(
+        self,
+        owner: TimerOwner,
+        due_ms: int,
+        callback: Callable[[], None],
+        timers: Timers | None = None,
+    ) -> int:
+        """Call ``callback`` at ``due_ms``; every timer belongs to an owner (a run, a
+        pending debounce, a cron schedule) and dies with it. ``timers``: the heap (the
+        runs' by default; cron ticks have their own)."""
+        seq, earliest = (self._timers if timers is None else timers).add(owner, due_ms, callback)
         if earliest and self._timer_changed is not None:
             self._timer_changed.set()
         return seq
 
-    def _cancel_timer(self, run: Run, seq: int) -> None:
-        self._timers.cancel(run, seq)
+    def _cancel_timer(self, owner: TimerOwner, seq: int) -> None:
+        self._timers.cancel(owner, seq)
 
     def _next_timer(self, *, cron: bool = False) -> int | None:
         """The next run timer's time; with ``cron`` the next cron tick's too."""
@@ -1450,12 +1457,7 @@ class Engine:
                 "message": f"the invoked function {target.id!r} is rate limited: {refused[1]}",
                 "stack": None,
             }
-            record.status = StepStatus.FAILED
-            record._ended_ms = now
-            run._done_steps += 1
-            if self.durable:
-                self.store.touch(run, record)
-            self._enqueue(run)  # it is executing: it runs again and meets the failure
+            self._end_step(run, record, StepStatus.FAILED)  # it runs again, and meets it
             return
         self._await_invoked(run, record)
         if self._pauses:
@@ -1466,11 +1468,9 @@ class Engine:
             self._arm(invoked, now)
         due = now
         if target.throttle is not None:
-            env = {"event": stored.expr_view(), CLOCK_KEY: self.clock}
-            due = self._throttled(target, env, now)
+            due = self._throttled(target, self._event_env(stored), now)
         if due > now:
-            invoked._due_ms = due
-            self._add_timer(invoked, due, functools.partial(self._enqueue, invoked))
+            self._queue_at(invoked, due)
         else:
             self._enqueue(invoked)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 
-class Run(Protocol):
+class TimerOwner(Protocol):
     """What owns timers: a run, or a function's cron schedule (``_timers`` holds the
     sequence numbers of its live timers)."""
 
@@ -25,11 +25,11 @@ class Timers:
     __slots__ = ("_dead", "_heap", "_seq")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, Callable[[], None], Run]] = []
+        self._heap: list[tuple[int, int, Callable[[], None], TimerOwner]] = []
         self._seq = 0
         self._dead: set[int] = set()
 
-    def add(self, run: Run, due_ms: int, callback: Callable[[], None]) -> tuple[int, bool]:
+    def add(self, run: TimerOwner, due_ms: int, callback: Callable[[], None]) -> tuple[int, bool]:
         """Add a timer; returns its sequence number, and whether it is now the earliest."""
         self._seq += 1
         seq = self._seq
@@ -37,12 +37,12 @@ class Timers:
         run._timers.add(seq)
         return seq, self._heap[0][1] == seq
 
-    def cancel(self, run: Run, seq: int) -> None:
+    def cancel(self, run: TimerOwner, seq: int) -> None:
         if seq in run._timers:
             run._timers.discard(seq)
             self._dead.add(seq)
 
-    def cancel_all(self, run: Run) -> None:
+    def cancel_all(self, run: TimerOwner) -> None:
         """Every timer of ``run`` (it has ended)."""
         if run._timers:
             self._dead.update(run._timers)

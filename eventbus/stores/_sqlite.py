@@ -463,12 +463,7 @@ class SqliteStore(MemoryStore):
         if self._writer_scope is not None:
             self._writer_scope.cancel()
             self._writer_scope = None
-        self._new_events = []
-        self._dirty_runs = {}
-        self._dirty_steps = {}
-        self._dirty_limits = {}
-        self._dirty_debounces = {}
-        self.dedup.claims = []
+        self._drop_pending()
         done, self._done = self._done, None
         if done is not None:
             done.set()  # whoever waits for a commit is told it did not happen
@@ -618,8 +613,7 @@ class SqliteStore(MemoryStore):
             self._writer_scope.cancel()  # a write under way finishes first (shielded)
             self._writer_scope = None
         with anyio.CancelScope(shield=True):
-            pending = self._committed < self._requested or self._new_events or self._dirty_runs
-            if pending and not self._abandoned:
+            if self._committed < self._requested and not self._abandoned:
                 await self._flush()
             conn = self._conn
             assert self._thread is not None
@@ -634,15 +628,20 @@ class SqliteStore(MemoryStore):
         if thread is not None:
             thread.stop()
 
-    def __init_memory(self) -> None:
-        """Forget the working set: the next engine reads the file again."""
-        MemoryStore.__init__(self)
-        self.dedup = _ClaimingIndex()
+    def _drop_pending(self) -> None:
+        """Forget the changes not yet written (a crash, or a fresh start)."""
         self._new_events = []
         self._dirty_runs = {}
         self._dirty_steps = {}
         self._dirty_limits = {}
         self._dirty_debounces = {}
+        self.dedup.claims = []
+
+    def __init_memory(self) -> None:
+        """Forget the working set: the next engine reads the file again."""
+        MemoryStore.__init__(self)
+        self.dedup = _ClaimingIndex()
+        self._drop_pending()
         self._requested = self._committed = 0
         self._changed = None
         self._urgent = None
