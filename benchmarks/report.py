@@ -162,6 +162,19 @@ def store_tables(benches: list[dict[str, Any]]) -> list[str]:
     lines += [f"| {b} | {c} | {cells} |" for b, c, cells in sorted(rows)]
     lines += [
         "",
+        "| backend | SqliteStore's thread, per round trip | anyio.to_thread | ratio |",
+        "|---|---|---|---|",
+    ]
+    for bench in benches:
+        info = bench["extra_info"]
+        if info.get("kind") == "handoff":
+            ours = bench["stats"]["median"] / info["calls"] * 1e6
+            theirs = info["to_thread_seconds"] / info["calls"] * 1e6
+            lines.append(
+                f"| {info['backend']} | {ours:.0f} µs | {theirs:.0f} µs | {ours / theirs:.2f}x |"
+            )
+    lines += [
+        "",
         "| two-step workflows, SQLite | durability | eventbus | DBOS Transact | eventbus / DBOS |",
         "|---|---|---|---|---|",
     ]

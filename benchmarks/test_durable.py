@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 import eventbus
@@ -171,4 +172,45 @@ def test_vs_dbos(benchmark: Any, tmp_path: Path, mode: str, journal: str) -> Non
         journal=journal,
         eventbus_per_s=statistics.median(ours),
         dbos_per_s=statistics.median(dbos_rates),
+    )
+
+
+HANDOFFS = 2_000
+
+
+async def handoffs(kind: str) -> None:
+    """Round trips to a thread and back, as SqliteStore makes one per commit."""
+    from eventbus.stores._thread import WorkerThread
+
+    if kind == "anyio.to_thread":
+        for _ in range(HANDOFFS):
+            await anyio.to_thread.run_sync(lambda: None)
+        return
+    thread = WorkerThread("bench")
+    thread.start()
+    try:
+        for _ in range(HANDOFFS):
+            await thread.call(lambda: None)
+    finally:
+        thread.stop()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_thread_handoff(benchmark: Any, backend: str) -> None:
+    """SqliteStore's own writer thread against anyio.to_thread, per round trip."""
+    baseline: list[float] = []
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        start = time.perf_counter()
+        anyio.run(handoffs, "anyio.to_thread", backend=backend)
+        baseline.append(time.perf_counter() - start)
+        return (handoffs, "worker"), {"backend": backend}
+
+    benchmark.group = f"handoff-{backend}"
+    benchmark.pedantic(anyio.run, setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(
+        kind="handoff",
+        backend=backend,
+        calls=HANDOFFS,
+        to_thread_seconds=statistics.median(baseline),
     )

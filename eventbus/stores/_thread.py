@@ -1,11 +1,12 @@
 """One dedicated thread for a store's blocking I/O, with a cheap way back to the loop.
 
-``anyio.to_thread.run_sync`` costs about 200 µs a round trip on a busy machine (a
+``anyio.to_thread.run_sync`` costs about 160-180 µs a round trip on a busy machine (a
 capacity limiter, a cancel scope, a pool of threads); a store that commits once per step
 pays that on every step. A thread of its own, fed by a ``queue.SimpleQueue`` and
 answering through the event loop's own thread-safe callback (asyncio's
-``call_soon_threadsafe``, trio's ``TrioToken.run_sync_soon``), costs about a quarter of
-it. Jobs run one at a time, in order: the store has one writer.
+``call_soon_threadsafe``, trio's ``TrioToken.run_sync_soon``), costs about half of it
+(``benchmarks/test_durable.py::test_thread_handoff``). Jobs run one at a time, in
+order: the store has one writer.
 """
 
 from __future__ import annotations
