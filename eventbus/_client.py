@@ -207,7 +207,7 @@ class Inngest:
         cancel: list[Cancel] | None = None,
         timeouts: Timeouts | None = None,
         batch_events: Batch | None = None,
-        concurrency: list[Concurrency] | None = None,
+        concurrency: list[Concurrency] | Concurrency | int | None = None,
         debounce: Debounce | None = None,
         idempotency: str | None = None,
         middleware: list[Any] | None = None,
@@ -235,10 +235,11 @@ class Inngest:
         expression) runs the function once per key per 24 hours; ``throttle`` (a
         :class:`Throttle`) spaces run starts, queueing the excess; ``singleton`` (a
         :class:`Singleton`) keeps one active run per key; ``debounce`` (a
-        :class:`Debounce`) runs once with the last of a burst of events; all as Inngest
-        does (see docs/flow-control.md). The other flow-control options
-        (``concurrency``, ``batch_events``, ``priority``) are
-        refused with a clear error until eventbus applies them.
+        :class:`Debounce`) runs once with the last of a burst of events; ``concurrency``
+        (up to two :class:`Concurrency`) bounds the steps executing at once, per key;
+        all as Inngest does (see docs/flow-control.md). The other flow-control options
+        (``batch_events``, ``priority``) are refused with a clear error until eventbus
+        applies them.
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
         """
@@ -246,7 +247,6 @@ class Inngest:
             fn_id if isinstance(fn_id, str) else repr(fn_id),
             {
                 "batch_events": batch_events,
-                "concurrency": concurrency,
                 "priority": priority,
             },
         )
@@ -269,6 +269,7 @@ class Inngest:
             throttle=throttle,
             singleton=singleton,
             debounce=debounce,
+            concurrency=concurrency,
         )
         # Validate everything but the handler now, so errors point at this call.
         build(handler=_probe_handler)

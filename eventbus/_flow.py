@@ -11,6 +11,8 @@ engine passes the time and keeps the TATs (in its store).
 from __future__ import annotations
 
 import json
+from collections import deque
+from typing import Generic, TypeVar
 
 import attrs
 
@@ -145,3 +147,114 @@ def rate_key(value: object) -> str:
     if type(value) is int:
         return str(value)  # what json.dumps gives, faster
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+#: Inngest's limit of concurrency constraints per function.
+MAX_CONCURRENCY_CONSTRAINTS = 2
+
+
+@attrs.frozen
+class ConcurrencyRule:
+    """One concurrency constraint: at most ``limit`` steps executing at once per key, in
+    ``scope`` ("fn": of this function; "env" and "account": of every function using the
+    same key, each checked against its own limit)."""
+
+    limit: int
+    key: str | None
+    scope: str
+
+
+T = TypeVar("T")
+#: A slot claim: the queue key (scope and key value) and the claimant's limit on it.
+Claim = tuple[str, int]
+
+
+class Slots(Generic[T]):
+    """Concurrency slots per queue key, with a FIFO of waiters per key.
+
+    An item claims a slot on every key of its claims at once (a function has up to two
+    constraints) or waits, queued on the first key that is full or already has waiters;
+    ``release`` gives the freed slots to the waiters in order. No item waits while
+    every key it needs has room: a waiter at the head of a queue that now fits that
+    key but not another moves to the other key's queue. Nothing here reads a clock or
+    knows what an item is: the engine's items are runs and step executions.
+    """
+
+    __slots__ = ("in_use", "waiting")
+
+    def __init__(self) -> None:
+        self.in_use: dict[str, int] = {}
+        self.waiting: dict[str, deque[tuple[T, tuple[Claim, ...]]]] = {}
+
+    def fits(self, claims: tuple[Claim, ...]) -> bool:
+        """True if ``claims`` could be taken now without passing anyone waiting."""
+        in_use, waiting = self.in_use, self.waiting
+        return all(in_use.get(key, 0) < limit and key not in waiting for key, limit in claims)
+
+    def take(self, item: T, claims: tuple[Claim, ...]) -> bool:
+        """Take the slots of ``claims`` for ``item`` (True), or queue it (False)."""
+        in_use, waiting = self.in_use, self.waiting
+        for key, limit in claims:
+            if in_use.get(key, 0) >= limit or key in waiting:
+                waiting.setdefault(key, deque()).append((item, claims))
+                return False
+        for key, _ in claims:
+            in_use[key] = in_use.get(key, 0) + 1
+        return True
+
+    def contended(self, claims: tuple[Claim, ...]) -> bool:
+        """True if anyone waits on a key of ``claims`` (its holder should make room)."""
+        return any(key in self.waiting for key, _ in claims)
+
+    def release(self, claims: tuple[Claim, ...]) -> list[T]:
+        """Give back the slots of ``claims``; returns the waiters that now hold theirs,
+        in the order they got them."""
+        in_use = self.in_use
+        for key, _ in claims:
+            left = in_use[key] - 1
+            if left:
+                in_use[key] = left
+            else:
+                del in_use[key]
+        granted: list[T] = []
+        for key, _ in claims:
+            self._serve(key, granted)
+        return granted
+
+    def discard(self, item: T) -> list[T] | None:
+        """Stop ``item`` waiting: None if it was not waiting (it holds its slots), else
+        the waiters behind it that now hold theirs."""
+        for key, queue in self.waiting.items():
+            for entry in queue:
+                if entry[0] is item:
+                    queue.remove(entry)
+                    if not queue:
+                        del self.waiting[key]
+                    granted: list[T] = []
+                    self._serve(key, granted)
+                    return granted
+        return None
+
+    def _serve(self, key: str, granted: list[T]) -> None:
+        queue = self.waiting.get(key)
+        in_use = self.in_use
+        while queue:
+            item, claims = queue[0]
+            blocked = None
+            for other, limit in claims:
+                if in_use.get(other, 0) >= limit:
+                    blocked = other
+                    break
+            if blocked == key:
+                return  # the head waits for this key: so does everyone behind it
+            queue.popleft()
+            if not queue:
+                del self.waiting[key]
+            if blocked is not None:
+                # Room here but not on its other key: it waits there instead.
+                self.waiting.setdefault(blocked, deque()).append((item, claims))
+                continue
+            for other, _ in claims:
+                in_use[other] = in_use.get(other, 0) + 1
+            granted.append(item)
+            queue = self.waiting.get(key)

@@ -21,12 +21,14 @@ from ._errors import ConfigWarning, ExpressionError, FunctionConfigError
 from ._expr import POLICY_ALLOWED_FUNCTIONS, CompiledExpression, compile_expression
 from ._flow import (
     DAY_MS,
+    MAX_CONCURRENCY_CONSTRAINTS,
     MAX_DEBOUNCE_PERIOD_MS,
     MAX_RATE_PERIOD_MS,
     MAX_THROTTLE_PERIOD_MS,
     MIN_DEBOUNCE_PERIOD_MS,
     MIN_RATE_PERIOD_MS,
     MIN_THROTTLE_PERIOD_MS,
+    ConcurrencyRule,
     DebounceRule,
     Gcra,
     RateRule,
@@ -319,6 +321,55 @@ def check_singleton(fn_id: str, singleton: object) -> SingletonRule | None:
     return SingletonRule(str(mode), key)
 
 
+def check_concurrency(fn_id: str, concurrency: object) -> tuple[ConcurrencyRule, ...]:
+    """``concurrency=``: a list of up to two ``Concurrency`` (eventbus's or the SDK's),
+    one alone, or an int (``concurrency=5`` is ``[Concurrency(limit=5)]``). A limit of
+    0 is no limit, as on Inngest."""
+    if concurrency is None:
+        return ()
+    items = concurrency if isinstance(concurrency, (list, tuple)) else [concurrency]
+    if len(items) > MAX_CONCURRENCY_CONSTRAINTS:
+        raise FunctionConfigError(
+            f"{fn_id!r}: {len(items)} concurrency constraints is more than Inngest allows "
+            f"({MAX_CONCURRENCY_CONSTRAINTS}); combine them or drop one"
+        )
+    rules = []
+    for item in items:
+        key: object = None
+        scope: object = None
+        limit: object = item
+        if isinstance(item, bool) or not isinstance(item, int):
+            limit = getattr(item, "limit", None)
+            key = getattr(item, "key", None)
+            scope = getattr(item, "scope", None)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise FunctionConfigError(
+                f"{fn_id!r}: concurrency must be a list of eventbus.Concurrency(limit=..., "
+                f"key=None, scope=None), got {item!r}"
+            )
+        if limit < 0:
+            raise FunctionConfigError(
+                f"{fn_id!r}: concurrency limit must not be negative, got {limit}"
+            )
+        if scope is None:
+            scope = "fn"
+        if scope not in ("fn", "env", "account"):
+            raise FunctionConfigError(
+                f"{fn_id!r}: concurrency scope must be 'fn', 'env' or 'account', got {scope!r}"
+            )
+        if key == "":
+            key = None  # as Inngest: an empty key is no key
+        if key is None and scope != "fn":
+            raise FunctionConfigError(
+                f"{fn_id!r}: a concurrency key must be specified for {scope} scoped limits "
+                "(as on Inngest): give key=, such as 'event.data.customer_id'"
+            )
+        _check_key(fn_id, "concurrency key", key)
+        if limit:
+            rules.append(ConcurrencyRule(limit, None if key is None else str(key), str(scope)))
+    return tuple(rules)
+
+
 def _check_key(fn_id: str, what: str, key: object) -> None:
     """A flow-control key: None, or an expression that compiles."""
     if key is None:
@@ -452,12 +503,15 @@ class Function:
     throttle: ThrottleRule | None = None
     singleton: SingletonRule | None = None
     debounce: DebounceRule | None = None
+    #: ``concurrency=`` (see eventbus._flow): up to two constraints; () when none.
+    concurrency: tuple[ConcurrencyRule, ...] = ()
     id: str = attrs.field(init=False)
     #: The rate limit's and the throttle's key expressions, compiled.
     rate_key: CompiledExpression | None = attrs.field(init=False)
     throttle_key: CompiledExpression | None = attrs.field(init=False)
     singleton_key: CompiledExpression | None = attrs.field(init=False)
     debounce_key: CompiledExpression | None = attrs.field(init=False)
+    concurrency_keys: tuple[CompiledExpression | None, ...] = attrs.field(init=False)
     #: True when any flow-control key is set (the event view must then be built).
     flow_keys: bool = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
@@ -480,6 +534,9 @@ class Function:
         wait = self.debounce
         self.debounce_key = (
             None if wait is None or wait.key is None else compile_expression(wait.key)
+        )
+        self.concurrency_keys = tuple(
+            None if rule.key is None else compile_expression(rule.key) for rule in self.concurrency
         )
         self.flow_keys = any(
             key is not None
@@ -511,6 +568,7 @@ def make_function(
     throttle: object = None,
     singleton: object = None,
     debounce: object = None,
+    concurrency: object = None,
 ) -> list[Function]:
     """Validate a create_function call; returns the function (and its failure handler)."""
     if not isinstance(fn_id, str) or not fn_id.strip():
@@ -525,6 +583,7 @@ def make_function(
     throttle_rule = check_throttle(fn_id, throttle)
     singleton_rule = check_singleton(fn_id, singleton)
     debounce_rule = check_debounce(fn_id, debounce)
+    concurrency_rules = check_concurrency(fn_id, concurrency)
     checked = _check_handler(handler, "handler")
     functions = [
         Function(
@@ -544,6 +603,7 @@ def make_function(
             throttle=throttle_rule,
             singleton=singleton_rule,
             debounce=debounce_rule,
+            concurrency=concurrency_rules,
             crons=crons,
         )
     ]

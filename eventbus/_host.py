@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Callable
 
     import anyio
 
@@ -77,6 +78,14 @@ class StepHost(Protocol):
 
     async def commit(self) -> None:
         """Return once every change so far is in the (durable) store."""
+
+    def yield_slot(self, run: Run) -> bool:
+        """After a step: True if ``run`` should end this execution so that runs waiting
+        for its concurrency slots go first (it is queued again, behind them)."""
+
+    def branch_gate(self, run: Run, thunk: Callable[[], Any]) -> Callable[[], Any]:
+        """``thunk`` (a parallel step of ``run``) gated by the run's concurrency limits:
+        parallel steps count one slot each, as on Inngest."""
 
     def crash(self) -> None:
         """Stop the engine at once, as a killed process (eventbus.testing)."""

@@ -97,7 +97,6 @@ class TriggerCron:
 #: create_function keyword -> what it configures, for the error message.
 UNSUPPORTED_OPTIONS = {
     "batch_events": "batching",
-    "concurrency": "concurrency limits",
     "priority": "priority",
 }
 

@@ -133,15 +133,19 @@ class Run:
     __slots__ = (
         "_body_retry",
         "_cancel_requested",
+        "_claims",
         "_done_steps",
         "_due_ms",
         "_ended_ms",
         "_executing",
+        "_lenders",
+        "_lent",
         "_rerun",
         "_retrying",
         "_scheduled",
         "_scope",
         "_singleton",
+        "_slotted",
         "_started_ms",
         "_timers",
         "attempts",
@@ -186,6 +190,13 @@ class Run:
         self._retrying: set[str] | None = None
         #: (function id, key) of the singleton slot it holds, or None.
         self._singleton: tuple[str, str] | None = None
+        #: Concurrency: the slots its executions claim (queue key, limit), once known;
+        #: whether it holds them; whether a parallel step uses the execution's own slot,
+        #: and the parallel steps waiting for it.
+        self._claims: tuple[tuple[str, int], ...] | None = None
+        self._slotted = False
+        self._lent = False
+        self._lenders: Any = None
 
     @property
     def steps(self) -> list[StepRecord]:

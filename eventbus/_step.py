@@ -423,6 +423,8 @@ class Step:
         if record is None:
             record = self._new_record(key, kind)
         engine = self._engine
+        if waves is not None and self._run._slotted:
+            thunk = engine.branch_gate(self._run, thunk)  # one concurrency slot per step
         retries = self._run.function.retries
         attempt = record.attempts
         record.attempts = attempt + 1
@@ -501,6 +503,10 @@ class Step:
             await self._crash_point(harness, record, committed=True)
         if self._execution.hooks is not None:
             return await self._end(record, output, None, rerun=True)
+        if waves is None and self._run._slotted and engine.yield_slot(self._run):
+            # Others wait for this run's concurrency slot: on Inngest each step is a
+            # queue item of its own, so they go first; this run goes on after them.
+            raise self._suspend()
         return output
 
     async def _crash_point(self, harness: Harness, record: StepRecord, *, committed: bool) -> None:

@@ -3,10 +3,13 @@ GCRA against an independent model (the leaky bucket it is equivalent to)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from eventbus._flow import DAY_MS, Gcra
+from eventbus._flow import DAY_MS, Gcra, Slots
 
 MINUTE = 60_000
 
@@ -130,3 +133,90 @@ def test_the_memory_store_forgets_limits_that_ran_out() -> None:
         store.set_limit_tat("f", f"fresh{n}", 10_000_000_000, 5_000)
     assert store.limit_tat("f", "k3") is None  # ran out by 5 s: dropped
     assert store.limit_tat("f", "fresh0") == 10_000_000_000
+
+
+# ---------------------------------------------------------------- concurrency slots
+
+#: The model's keys, each with one limit (as one function's constraint has).
+LIMITS = {"a": 1, "b": 2, "c": 3}
+
+
+class SlotsMachine(RuleBasedStateMachine):
+    """eventbus._flow.Slots against a model of Inngest's concurrency rule: holders of a
+    key never exceed its limit; no waiter ever fits (the slots are used); nobody waits
+    when nothing holds a slot; one key's items start in arrival order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slots: Slots[int] = Slots()
+        self.claims: dict[int, tuple[tuple[str, int], ...]] = {}
+        self.holders: list[int] = []
+        self.waiting: list[int] = []
+        self.started: list[int] = []
+        self.next = 0
+
+    def _started(self, items: list[int]) -> None:
+        for item in items:
+            self.waiting.remove(item)
+            self.holders.append(item)
+            self.started.append(item)
+
+    @rule(keys=st.lists(st.sampled_from(sorted(LIMITS)), min_size=1, max_size=2, unique=True))
+    def arrive(self, keys: list[str]) -> None:
+        item, self.next = self.next, self.next + 1
+        claims = self.claims[item] = tuple((key, LIMITS[key]) for key in keys)
+        self.waiting.append(item)
+        if self.slots.take(item, claims):
+            self._started([item])
+
+    @precondition(lambda self: self.holders)
+    @rule(data=st.data())
+    def finish(self, data: st.DataObject) -> None:
+        item = data.draw(st.sampled_from(self.holders))
+        self.holders.remove(item)
+        self._started(self.slots.release(self.claims[item]))
+
+    @precondition(lambda self: self.waiting)
+    @rule(data=st.data())
+    def give_up(self, data: st.DataObject) -> None:
+        item = data.draw(st.sampled_from(self.waiting))
+        granted = self.slots.discard(item)
+        assert granted is not None
+        self.waiting.remove(item)
+        self._started(granted)
+
+    @invariant()
+    def holders_never_pass_a_limit(self) -> None:
+        held = Counter(key for item in self.holders for key, _ in self.claims[item])
+        assert all(count <= LIMITS[key] for key, count in held.items())
+        assert dict(held) == self.slots.in_use
+
+    @invariant()
+    def no_waiter_fits(self) -> None:
+        held = Counter(key for item in self.holders for key, _ in self.claims[item])
+        for item in self.waiting:
+            assert any(held[key] >= limit for key, limit in self.claims[item])
+
+    @invariant()
+    def nobody_waits_on_nothing(self) -> None:
+        if not self.holders:
+            assert not self.waiting
+            assert not self.slots.waiting
+
+    @invariant()
+    def one_key_is_fifo(self) -> None:
+        only_a = [i for i in self.started if self.claims[i] == (("a", 1),)]
+        assert only_a == sorted(only_a)
+
+
+TestSlots = SlotsMachine.TestCase
+
+
+def test_shared_keys_are_checked_against_each_claimants_own_limit() -> None:
+    slots: Slots[str] = Slots()
+    assert slots.take("x1", (("env:k", 1),))
+    assert not slots.take("x2", (("env:k", 1),))  # x's limit is 1
+    assert not slots.take("y1", (("env:k", 5),))  # behind x2: first in, first out
+    assert slots.release((("env:k", 1),)) == ["x2", "y1"]
+    assert slots.in_use == {"env:k": 2}
+    assert slots.discard("x2") is None  # it holds its slot: nothing to stop

@@ -29,6 +29,7 @@ import contextlib
 import contextvars
 import datetime
 import functools
+import inspect
 import logging
 import math
 import random
@@ -59,7 +60,7 @@ from .._errors import (
 )
 from .._event import StoredEvent, make_stored
 from .._expr import CLOCK_KEY, UNKNOWN, CompiledExpression, compile_expression
-from .._flow import rate_key
+from .._flow import Claim, Slots, rate_key
 from .._function import (
     FAILED_EVENT,
     FINISHED_EVENT,
@@ -263,6 +264,9 @@ class Engine:
         self._singletons: dict[tuple[str, str], Run] = {}
         #: (function id, debounce key) -> the pending debounce.
         self._debounces: dict[tuple[str, str], _Debounce] = {}
+        #: Concurrency slots (see eventbus._flow.Slots): held by queued and executing
+        #: runs and by their parallel steps; waited for by runs.
+        self._slots: Slots[Run] = Slots()
         self._timer_changed: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._thread: int | None = None
@@ -889,8 +893,14 @@ class Engine:
             harness.captured[run.function.id].append(run)  # capture mode: recorded, not run
             return
         run._scheduled = True
-        self._ready.append(run)
         self._active += 1
+        if run.function.concurrency and not self._take_slots(run):
+            return  # it waits for its concurrency slots, still counted as queued
+        self._push(run)
+
+    def _push(self, run: Run) -> None:
+        """Put a queued run on the ready queue and make sure a worker will take it."""
+        self._ready.append(run)
         if self._idle:
             if not self._wake_pending:
                 self._wake_pending = True
@@ -951,6 +961,9 @@ class Engine:
                     run._executing = False
                     run._scheduled = False
                     run._scope = None
+                    if run._slotted:
+                        run._slotted = False
+                        self._grant(self._slots.release(self._claims(run)))
                     self._active -= 1
                 if run._rerun:
                     run._rerun = False
@@ -975,6 +988,121 @@ class Engine:
             if self._wake_pending:
                 self._wake_pending = False
                 self._wake = anyio.Event()
+
+    # ------------------------------------------------------------------ concurrency
+
+    def _claims(self, run: Run) -> tuple[Claim, ...]:
+        """The concurrency slots ``run``'s executions claim: its function's constraints,
+        their keys evaluated once from the first event (as text; a missing field is
+        false, as on Inngest). ``fn`` scope is the function's own queue; ``env`` and
+        ``account`` are shared by every function with the same key."""
+        claims = run._claims
+        if claims is None:
+            function = run.function
+            env = None
+            found: dict[str, int] = {}
+            for rule, compiled in zip(function.concurrency, function.concurrency_keys, strict=True):
+                key = ""
+                if compiled is not None:
+                    if env is None:
+                        env = self._event_env(run.events[0])
+                    key = rate_key(_throttle_value(compiled.evaluate(env)))
+                scope = function.id if rule.scope == "fn" else rule.scope
+                queue = f"{scope}\x00{key}"
+                found[queue] = min(rule.limit, found.get(queue, rule.limit))
+            claims = run._claims = tuple(found.items())
+        return claims
+
+    def _take_slots(self, run: Run) -> bool:
+        """Take ``run``'s slots for its next execution (True), or queue it for them
+        (False). A queued run holds its slots from then until that execution ends, as an
+        item leased from Inngest's queue: a run's next step goes behind those queued."""
+        claims = self._claims(run)
+        harness = self.harness
+        if harness is not None and run._started_ms is None and not self._slots.fits(claims):
+            queue, limit = next(
+                (queue, limit) for queue, limit in claims if not self._slots.fits(((queue, limit),))
+            )
+            key = queue.partition("\x00")[2]
+            shown = f"key {key!r}" if key else "the function"
+            harness.decisions.setdefault(run.events[0].internal_id, []).append(
+                (
+                    run.function.id,
+                    "waiting for a concurrency slot",
+                    f"run {run.run_id}: {shown} has its limit of {limit} executing",
+                )
+            )
+        if self._slots.take(run, claims):
+            run._slotted = True
+            return True
+        return False
+
+    def _grant(self, granted: list[Run]) -> None:
+        """Runs that got their slots go to the ready queue (a run cancelled while it
+        waited gives them back at once)."""
+        for item in granted:
+            if item.status.is_finished:
+                granted.extend(self._slots.release(self._claims(item)))
+                item._scheduled = False
+                self._active -= 1
+            else:
+                item._slotted = True
+                self._push(item)
+
+    def yield_slot(self, run: Run) -> bool:
+        """StepHost: after a step, True if runs wait for ``run``'s slots; it then ends
+        this execution and is queued again behind them."""
+        if self._slots.contended(self._claims(run)):
+            run._rerun = True
+            return True
+        return False
+
+    def branch_gate(self, run: Run, thunk: Callable[[], Any]) -> Callable[[], Any]:
+        """StepHost: a parallel step of ``run`` takes one slot as it executes: the
+        execution's own if free, else another one if there is room at once, else it
+        waits for the execution's own (never for a slot a waiting run is owed)."""
+
+        async def gated() -> Any:
+            claims = self._claims(run)
+            extra = False
+            if not run._lent:
+                run._lent = True
+            elif self._slots.fits(claims):
+                self._slots.take(run, claims)  # fits: taken at once, never queued
+                extra = True
+            else:
+                turn = anyio.Event()
+                if run._lenders is None:
+                    run._lenders = deque()
+                run._lenders.append(turn)
+                try:
+                    await turn.wait()
+                except BaseException:
+                    if turn in run._lenders:
+                        run._lenders.remove(turn)
+                    else:  # pragma: no cover - handed the slot as it was cancelled
+                        self._lend_next(run)
+                    raise
+            try:
+                value = thunk()
+                if inspect.isawaitable(value):
+                    value = await value
+                return value
+            finally:
+                if extra:
+                    self._grant(self._slots.release(claims))
+                else:
+                    self._lend_next(run)
+
+        return gated
+
+    @staticmethod
+    def _lend_next(run: Run) -> None:
+        """The execution's own slot passes to the next parallel step waiting for it."""
+        if run._lenders:
+            run._lenders.popleft().set()
+        else:
+            run._lent = False
 
     def _internal_error(self, run: Run, exc: Exception) -> None:
         self.log.error(

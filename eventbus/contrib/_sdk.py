@@ -537,4 +537,5 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
         throttle=config.throttle,
         singleton=config.singleton,
         debounce=config.debounce,
+        concurrency=config.concurrency,
     )

@@ -368,6 +368,11 @@ def _flow_control_for_sdk(function: Function) -> dict[str, Any]:
     one = function.singleton
     if one is not None:
         options["singleton"] = inngest.Singleton(mode=one.mode, key=one.key)  # type: ignore[arg-type]
+    if function.concurrency:
+        options["concurrency"] = [
+            inngest.Concurrency(limit=rule.limit, key=rule.key, scope=rule.scope)  # type: ignore[arg-type]
+            for rule in function.concurrency
+        ]
     gate = function.throttle
     if gate is not None:
         options["throttle"] = inngest.Throttle(

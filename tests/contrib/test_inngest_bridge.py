@@ -399,6 +399,10 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
         throttle=eventbus.Throttle(limit=2, period="30s", burst=3, key="event.data.shop"),
         singleton=eventbus.Singleton(mode="cancel", key="event.data.shop"),
         debounce=eventbus.Debounce(period="5s", key="event.data.shop", timeout="1m"),
+        concurrency=[
+            eventbus.Concurrency(limit=4),
+            eventbus.Concurrency(limit=1, key="event.data.shop", scope="env"),
+        ],
     )
     async def spaced(ctx: eventbus.Context) -> None:
         return None
@@ -420,6 +424,10 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
     }
     assert spaced_config["singleton"] == {"key": "event.data.shop", "mode": "cancel"}
     assert spaced_config["debounce"] == {"key": "event.data.shop", "period": "5s", "timeout": "1m"}
+    assert spaced_config["concurrency"] == [
+        {"key": None, "limit": 4, "scope": "fn"},
+        {"key": "event.data.shop", "limit": 1, "scope": "env"},
+    ]
 
     # And back: the SDK's functions, converted, carry the same rules.
     for fn in functions.values():
@@ -440,6 +448,10 @@ def test_rate_limits_and_idempotency_cross_the_bridge_both_ways() -> None:
                 "cancel",
                 "event.data.shop",
             )
+            assert [(c.limit, c.key, c.scope) for c in function.concurrency] == [
+                (4, None, "fn"),
+                (1, "event.data.shop", "env"),
+            ]
             continue
         rule = function.rate_limit
         assert rule is not None
@@ -468,3 +480,26 @@ async def test_an_sdk_function_runs_with_its_rate_limit() -> None:
             await bus.send({"name": "crm/contact.updated", "data": {"n": n}})
         await bus.settle()
         assert bus.outputs("sync") == ["0"]
+
+
+@pytest.mark.anyio
+async def test_an_sdk_function_runs_with_its_concurrency_limit() -> None:
+    sdk = inngest.Inngest(app_id="crm", is_production=False)
+    SDK_CLIENTS.append(sdk)
+    order: list[str] = []
+
+    @sdk.create_function(
+        fn_id="sync",
+        trigger=inngest.TriggerEvent(event="crm/contact.updated"),
+        concurrency=[inngest.Concurrency(limit=1)],
+    )
+    async def sync(ctx: inngest.Context) -> None:
+        n = ctx.event.data["n"]
+        for i in range(2):
+            await ctx.step.run(f"s{i}", lambda i=i: order.append(f"{n}.{i}"))
+
+    async with eventbus.testing.running(sdk, functions=[sync]) as bus:
+        for n in range(2):
+            await bus.send({"name": "crm/contact.updated", "data": {"n": n}})
+        await bus.settle()
+    assert order == ["0.0", "1.0", "0.1", "1.1"]  # one step at a time, taking turns

@@ -94,7 +94,7 @@ FLOW_CONTROL: list[tuple[str, Any]] = [
 
 
 #: The options eventbus applies (docs/flow-control.md); the others are refused.
-APPLIED = {"rate_limit", "idempotency", "throttle", "singleton", "debounce"}
+APPLIED = {"rate_limit", "idempotency", "throttle", "singleton", "debounce", "concurrency"}
 
 
 @pytest.mark.parametrize(("keyword", "make"), [f for f in FLOW_CONTROL if f[0] in APPLIED])
@@ -110,6 +110,7 @@ def test_applied_flow_control_takes_either_sdks_objects(keyword: str, make: Any)
             "throttle": function.throttle,
             "singleton": function.singleton,
             "debounce": function.debounce,
+            "concurrency": function.concurrency or None,
         }.get(keyword, function.rate_limit)
         assert rule is not None
 

@@ -203,12 +203,12 @@ async def test_options_eventbus_cannot_apply_yet_are_named() -> None:
     @app.create_function(
         fn_id="limited",
         trigger=inngest.TriggerEvent(event="app/e"),
-        concurrency=[inngest.Concurrency(limit=2)],
+        priority=inngest.Priority(run="event.data.vip ? 60 : 0"),
     )
     async def limited(ctx: inngest.Context) -> None:
         pass
 
-    for fn, named in [(limited, "concurrency")]:
+    for fn, named in [(limited, "priority")]:
         with pytest.raises(eventbus.FunctionConfigError, match=re.escape(named)):
             async with eventbus.testing.running(app, functions=[fn]):
                 pass  # pragma: no cover
