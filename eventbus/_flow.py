@@ -177,7 +177,7 @@ class Slots(Generic[T]):
     ``release`` gives the freed slots to the waiters in order. No item waits while
     every key it needs has room: a waiter at the head of a queue that now fits that
     key but not another moves to the other key's queue. Nothing here reads a clock or
-    knows what an item is: the engine's items are runs and step executions.
+    knows what an item is: the engine's items are runs.
     """
 
     __slots__ = ("in_use", "waiting")

@@ -1,11 +1,12 @@
-"""Function options with the official SDK's names and fields, not applied by the engine yet.
+"""Function options with the official SDK's names and fields.
 
 Flow control (``Concurrency``, ``Throttle``, ``RateLimit``, ``Debounce``, ``Batch``,
-``Priority``, ``Singleton``), ``idempotency`` and ``TriggerCron`` exist so that app code
-written for the SDK imports and constructs them unchanged (``import eventbus as
-inngest``). Passing any of them to ``create_function`` raises :class:`FunctionConfigError`
-naming the option: a function that silently ran without its concurrency limit or its
-cron schedule would behave unlike the same function on Inngest.
+``Priority``, ``Singleton``), ``idempotency`` and ``TriggerCron`` are constructed as in
+the SDK, so app code written for it imports them unchanged (``import eventbus as
+inngest``). The engine applies all but ``Batch`` and ``Priority``; passing those to
+``create_function`` raises :class:`FunctionConfigError` naming the option: a function
+that silently ran without its batching or priority would behave unlike the same
+function on Inngest.
 """
 
 from __future__ import annotations

@@ -877,6 +877,12 @@ class Engine:
         if run.run_id in self._pauses.by_run:
             self._drop_pauses(run)
         self._timers.cancel_all(run)
+        if run._scheduled and not run._slotted and run.function.concurrency:
+            granted = self._slots.discard(run)
+            if granted is not None:  # it was waiting for its slots: it waits no more
+                run._scheduled = False
+                self._active -= 1
+                self._grant(granted)
         self.store.run_ended(run)
 
     # ------------------------------------------------------------------ scheduling
@@ -1038,16 +1044,11 @@ class Engine:
         return False
 
     def _grant(self, granted: list[Run]) -> None:
-        """Runs that got their slots go to the ready queue (a run cancelled while it
-        waited gives them back at once)."""
-        for item in granted:
-            if item.status.is_finished:
-                granted.extend(self._slots.release(self._claims(item)))
-                item._scheduled = False
-                self._active -= 1
-            else:
-                item._slotted = True
-                self._push(item)
+        """Runs that got their slots go to the ready queue (a run that ends while it
+        waits stops waiting then: see _release_run)."""
+        for run in granted:
+            run._slotted = True
+            self._push(run)
 
     def yield_slot(self, run: Run) -> bool:
         """StepHost: after a step, True if runs wait for ``run``'s slots; it then ends

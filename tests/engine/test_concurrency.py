@@ -146,14 +146,17 @@ async def test_two_constraints_a_step_starts_only_if_it_fits_both() -> None:
     assert all(overlap.peak[c] == 1 for c in "abcd")
 
 
-async def test_env_scope_shares_a_key_across_functions() -> None:
+@pytest.mark.parametrize(("scope", "peak_x"), [("env", 1), ("account", 1), ("fn", 2)])
+async def test_env_and_account_scopes_share_a_key_across_functions_fn_does_not(
+    scope: str, peak_x: int
+) -> None:
     overlap = Overlap()
     app = eventbus.Inngest("shop", clock=eventbus.VirtualClock(start=T0))
-    shared = [eventbus.Concurrency(limit=1, key="event.data.account", scope="env")]
+    limits = [eventbus.Concurrency(limit=1, key="event.data.account", scope=scope)]  # type: ignore[arg-type]
     for fn_id in ("import-orders", "import-refunds"):
 
         @app.create_function(
-            fn_id=fn_id, trigger=eventbus.TriggerEvent(event="shop/import"), concurrency=shared
+            fn_id=fn_id, trigger=eventbus.TriggerEvent(event="shop/import"), concurrency=limits
         )
         async def handler(ctx: eventbus.Context, fn_id: str = fn_id) -> str:
             return await ctx.step.run("call", overlap.step, fn_id, ctx.event.data["account"])
@@ -163,26 +166,10 @@ async def test_env_scope_shares_a_key_across_functions() -> None:
             await bus.send({"name": "shop/import", "data": {"account": account}})
         await bus.settle()
         assert len(bus.runs(status=eventbus.RunStatus.COMPLETED)) == 6
-    assert overlap.peak["x"] == 1  # four runs of two functions, one at a time
-    assert overlap.peak["*"] == 2  # y alongside
-
-
-async def test_fn_scope_keys_do_not_compete_across_functions() -> None:
-    overlap = Overlap()
-    app = eventbus.Inngest("shop", clock=eventbus.VirtualClock(start=T0))
-    own = [eventbus.Concurrency(limit=1, key="event.data.account")]
-    for fn_id in ("import-orders", "import-refunds"):
-
-        @app.create_function(
-            fn_id=fn_id, trigger=eventbus.TriggerEvent(event="shop/import"), concurrency=own
-        )
-        async def handler(ctx: eventbus.Context, fn_id: str = fn_id) -> str:
-            return await ctx.step.run("call", overlap.step, fn_id, ctx.event.data["account"])
-
-    async with running(app) as bus:
-        await bus.send({"name": "shop/import", "data": {"account": "x"}})
-        await bus.settle()
-    assert overlap.peak["x"] == 2
+    # env/account: four runs of two functions on x, one at a time; fn: one per function.
+    assert overlap.peak["x"] == peak_x
+    assert overlap.peak["y"] == peak_x
+    assert overlap.peak["*"] == 2 * peak_x  # y alongside x
 
 
 async def test_sleeping_and_waiting_runs_hold_no_slot() -> None:
