@@ -1,10 +1,12 @@
 """Flow control's price per event: the same no-op function with and without each option.
 
-Every option is set so that every event still starts a run at once (a rate limit and a
-throttle far above the rate, idempotency and singleton keys all distinct), so the difference is the
-cost of deciding, per event: evaluating the key expression and the GCRA step, in the
-store. 5,000 events one
-at a time per round; the plain function's round runs in the setup of each round.
+Every limit is set so that every event still starts a run at once (a rate limit, a
+throttle and a concurrency limit far above the rate, idempotency and singleton keys all
+distinct), so the difference is the cost of deciding, per event: evaluating the key
+expression and the GCRA step, in the store, or taking a slot. A debounce keyed by event
+holds every event for its period and then runs it (the clock is virtual); a batch of 10
+runs once per 10 events, so its cost per event includes a tenth of a run. 5,000 events
+one at a time per round; the plain function's round runs in the setup of each round.
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "throttle": {
         "throttle": eventbus.Throttle(limit=1_000_000, period="1h", burst=1, key="event.data.user")
     },
+    "concurrency": {"concurrency": [eventbus.Concurrency(limit=1_000, key="event.data.user")]},
+    "debounce": {"debounce": eventbus.Debounce(period="1s", key="event.data.n")},
+    "batch_events": {"batch_events": eventbus.Batch(max_size=10, timeout="1m")},
 }
+#: Runs per round: one per event, but one per batch.
+RUNS = {"batch_events": EVENTS // 10}
 
 
 async def run(options: dict[str, Any]) -> None:
-    client = eventbus.Inngest("bench", event_retention=10_000)
+    client = eventbus.Inngest("bench", event_retention=10_000, clock=eventbus.VirtualClock())
 
     @client.create_function(fn_id="f", trigger=eventbus.TriggerEvent(event="bench/e"), **options)
     async def handler(ctx: eventbus.Context) -> None:
@@ -41,8 +48,9 @@ async def run(options: dict[str, Any]) -> None:
     async with client:
         for n in range(EVENTS):
             await client.send({"name": "bench/e", "data": {"n": n, "user": n % 100}})
-        await client.settle()
-        assert len(client.runs()) == EVENTS
+        await client.settle(advance_time=True)
+        option = next(iter(options), "")
+        assert len(client.runs()) == RUNS.get(option, EVENTS)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

@@ -30,7 +30,6 @@ from ._options import (
     RateLimit,
     Singleton,
     Throttle,
-    refuse_unsupported,
 )
 from ._run import Run, RunStatus
 from ._serializer import check_serializer
@@ -237,19 +236,15 @@ class Inngest:
         :class:`Singleton`) keeps one active run per key; ``debounce`` (a
         :class:`Debounce`) runs once with the last of a burst of events; ``concurrency``
         (up to two :class:`Concurrency`) bounds the steps executing at once, per key;
-        all as Inngest does (see docs/flow-control.md). The other flow-control options
-        (``batch_events``, ``priority``) are refused with a clear error until eventbus
-        applies them.
+        ``batch_events`` (a :class:`Batch`) runs the function once with up to
+        ``max_size`` events; all as Inngest does (see docs/flow-control.md). Options
+        Inngest does not take together (batching with ``cancel``, ``debounce``,
+        ``singleton``, ``priority``, ``idempotency`` or ``rate_limit``) are refused as it
+        refuses them. ``priority`` is refused with a clear error until eventbus applies
+        it.
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
         """
-        refuse_unsupported(
-            fn_id if isinstance(fn_id, str) else repr(fn_id),
-            {
-                "batch_events": batch_events,
-                "priority": priority,
-            },
-        )
         own = check_middleware(middleware, f"{fn_id!r}")
         build = functools.partial(
             make_function,
@@ -270,6 +265,8 @@ class Inngest:
             singleton=singleton,
             debounce=debounce,
             concurrency=concurrency,
+            batch_events=batch_events,
+            priority=priority,
         )
         # Validate everything but the handler now, so errors point at this call.
         build(handler=_probe_handler)

@@ -119,6 +119,52 @@ class DebounceRule:
 MIN_DEBOUNCE_PERIOD_MS = 1_000
 MAX_DEBOUNCE_PERIOD_MS = 7 * DAY_MS
 
+#: Inngest's bounds of a batch: at least 2 events, a timeout of at least 1 s (and no
+#: upper bound on the timeout), and a batch runs once its events reach 10 MiB.
+MIN_BATCH_SIZE = 2
+MIN_BATCH_TIMEOUT_MS = 1_000
+MAX_BATCH_BYTES = 10 * 1024 * 1024
+
+
+@attrs.frozen
+class BatchRule:
+    """Run with up to ``max_size`` events of a key at once: a batch opens at its first
+    event and runs when it is full, ``timeout`` after that first event, or once its
+    events reach ``MAX_BATCH_BYTES``. Events whose ``if_exp`` is not true run alone."""
+
+    max_size: int
+    timeout_ms: int
+    key: str | None
+    if_exp: str | None
+
+    def full(self, count: int, size: int) -> bool:
+        """Whether a batch of ``count`` events of ``size`` bytes runs now."""
+        return count >= self.max_size or size >= MAX_BATCH_BYTES
+
+
+#: Inngest's bound of a priority factor (seconds either way, 12 h), and how far ahead a
+#: queued run may be for its factor to count.
+MAX_PRIORITY_FACTOR_S = 43_200
+PRIORITY_HORIZON_MS = 2_000
+
+
+@attrs.frozen
+class PriorityRule:
+    """``run``: an expression giving the seconds a run is queued ahead of (or behind)
+    the others of its function."""
+
+    run: str
+
+
+def priority_factor(value: object) -> int:
+    """The seconds an expression's ``value`` moves a run ahead: an int, clamped to
+    ``MAX_PRIORITY_FACTOR_S`` either way; anything else (a float, a missing field, an
+    error) counts 0, as on Inngest."""
+    if type(value) is not int:
+        return 0
+    return max(-MAX_PRIORITY_FACTOR_S, min(MAX_PRIORITY_FACTOR_S, value))
+
+
 #: Inngest's bounds of a rate limit's period.
 MIN_RATE_PERIOD_MS = 1_000
 MAX_RATE_PERIOD_MS = DAY_MS

@@ -25,12 +25,16 @@ from ._flow import (
     MAX_DEBOUNCE_PERIOD_MS,
     MAX_RATE_PERIOD_MS,
     MAX_THROTTLE_PERIOD_MS,
+    MIN_BATCH_SIZE,
+    MIN_BATCH_TIMEOUT_MS,
     MIN_DEBOUNCE_PERIOD_MS,
     MIN_RATE_PERIOD_MS,
     MIN_THROTTLE_PERIOD_MS,
+    BatchRule,
     ConcurrencyRule,
     DebounceRule,
     Gcra,
+    PriorityRule,
     RateRule,
     SingletonRule,
     ThrottleRule,
@@ -321,6 +325,83 @@ def check_singleton(fn_id: str, singleton: object) -> SingletonRule | None:
     return SingletonRule(str(mode), key)
 
 
+def check_batch(fn_id: str, batch: object) -> BatchRule | None:
+    """``batch_events=`` (an eventbus or SDK ``Batch``), as Inngest validates it."""
+    if batch is None:
+        return None
+    max_size = getattr(batch, "max_size", None)
+    if isinstance(max_size, bool) or not isinstance(max_size, int):
+        raise FunctionConfigError(
+            f"{fn_id!r}: batch_events must be eventbus.Batch(max_size=..., timeout=..., "
+            f"key=None, if_exp=None), got {batch!r}"
+        )
+    if max_size < MIN_BATCH_SIZE:
+        raise FunctionConfigError(
+            f"{fn_id!r}: batch size cannot be smaller than {MIN_BATCH_SIZE}: {max_size} "
+            "(as on Inngest; a batch of one is no batch: drop batch_events)"
+        )
+    timeout = getattr(batch, "timeout", None)
+    if timeout is None:
+        raise FunctionConfigError(
+            f"{fn_id!r}: batch_events needs a timeout (Inngest refuses a batch without "
+            "one): give timeout=, such as '5s', timedelta(seconds=5) or 5000 (ms)"
+        )
+    try:
+        timeout_ms = parse_duration_ms(timeout, what="batch timeout")
+    except ValueError as exc:
+        raise FunctionConfigError(f"{fn_id!r}: {exc}") from None
+    if timeout_ms < MIN_BATCH_TIMEOUT_MS:
+        raise FunctionConfigError(
+            f"{fn_id!r}: batch timeout should be more than 1s (as on Inngest), got {timeout!r}"
+        )
+    key = getattr(batch, "key", None)
+    if key == "":
+        key = None
+    _check_key(fn_id, "batch key", key)
+    if_exp = getattr(batch, "if_exp", None)
+    if if_exp == "":
+        if_exp = None
+    _check_key(fn_id, "batch if_exp", if_exp)
+    return BatchRule(max_size, timeout_ms, key, if_exp)
+
+
+def check_priority(fn_id: str, priority: object) -> PriorityRule | None:
+    """``priority=`` (an eventbus or SDK ``Priority``): ``run`` an expression."""
+    if priority is None:
+        return None
+    run = getattr(priority, "run", None)
+    if run is None or run == "":
+        return None  # as the SDK and Inngest: a priority without an expression is none
+    if not isinstance(run, str):
+        raise FunctionConfigError(
+            f"{fn_id!r}: priority must be eventbus.Priority(run='expression'), got {priority!r}"
+        )
+    _check_key(fn_id, "priority run", run)
+    return PriorityRule(run)
+
+
+#: Options Inngest refuses alongside batching, and how it says so.
+_NOT_WITH_BATCHING = (
+    ("cancel", "Batching and cancellation are mutually exclusive"),
+    ("debounce", "Batching and debouncing are mutually exclusive"),
+    ("singleton", "Batching and singletons are mutually exclusive"),
+    ("priority", "A function cannot specify Priority.Run and Batch together"),
+    ("idempotency", "Batching and idempotency are mutually exclusive"),
+    ("rate_limit", "Batching and rate limiting are mutually exclusive"),
+)
+
+
+def check_combinations(fn_id: str, options: dict[str, object]) -> None:
+    """Refuse the options Inngest does not take together (at registration)."""
+    if options.get("batch_events") is None:
+        return
+    for name, reason in _NOT_WITH_BATCHING:
+        if options.get(name) not in (None, (), []):
+            raise FunctionConfigError(
+                f"{fn_id!r}: {reason} (as on Inngest): drop batch_events= or {name}="
+            )
+
+
 def check_concurrency(fn_id: str, concurrency: object) -> tuple[ConcurrencyRule, ...]:
     """``concurrency=``: a list of up to two ``Concurrency`` (eventbus's or the SDK's),
     one alone, or an int (``concurrency=5`` is ``[Concurrency(limit=5)]``). A limit of
@@ -505,6 +586,9 @@ class Function:
     debounce: DebounceRule | None = None
     #: ``concurrency=`` (see eventbus._flow): up to two constraints; () when none.
     concurrency: tuple[ConcurrencyRule, ...] = ()
+    #: ``batch_events=`` and ``priority=`` (see eventbus._flow), or None.
+    batch: BatchRule | None = None
+    priority: PriorityRule | None = None
     id: str = attrs.field(init=False)
     #: The rate limit's and the throttle's key expressions, compiled.
     rate_key: CompiledExpression | None = attrs.field(init=False)
@@ -512,6 +596,9 @@ class Function:
     singleton_key: CompiledExpression | None = attrs.field(init=False)
     debounce_key: CompiledExpression | None = attrs.field(init=False)
     concurrency_keys: tuple[CompiledExpression | None, ...] = attrs.field(init=False)
+    batch_key: CompiledExpression | None = attrs.field(init=False)
+    batch_if: CompiledExpression | None = attrs.field(init=False)
+    priority_run: CompiledExpression | None = attrs.field(init=False)
     #: True when any flow-control key is set (the event view must then be built).
     flow_keys: bool = attrs.field(init=False)
     #: True when any trigger has an expression (the event view must then be built).
@@ -538,9 +625,26 @@ class Function:
         self.concurrency_keys = tuple(
             None if rule.key is None else compile_expression(rule.key) for rule in self.concurrency
         )
+        group = self.batch
+        self.batch_key = (
+            None if group is None or group.key is None else compile_expression(group.key)
+        )
+        self.batch_if = (
+            None if group is None or group.if_exp is None else compile_expression(group.if_exp)
+        )
+        first = self.priority
+        self.priority_run = None if first is None else compile_expression(first.run)
         self.flow_keys = any(
             key is not None
-            for key in (self.rate_key, self.throttle_key, self.singleton_key, self.debounce_key)
+            for key in (
+                self.rate_key,
+                self.throttle_key,
+                self.singleton_key,
+                self.debounce_key,
+                self.batch_key,
+                self.batch_if,
+                self.priority_run,
+            )
         )
 
     def __repr__(self) -> str:
@@ -569,6 +673,8 @@ def make_function(
     singleton: object = None,
     debounce: object = None,
     concurrency: object = None,
+    batch_events: object = None,
+    priority: object = None,
 ) -> list[Function]:
     """Validate a create_function call; returns the function (and its failure handler)."""
     if not isinstance(fn_id, str) or not fn_id.strip():
@@ -584,6 +690,27 @@ def make_function(
     singleton_rule = check_singleton(fn_id, singleton)
     debounce_rule = check_debounce(fn_id, debounce)
     concurrency_rules = check_concurrency(fn_id, concurrency)
+    batch_rule = check_batch(fn_id, batch_events)
+    priority_rule = check_priority(fn_id, priority)
+    check_combinations(
+        fn_id,
+        {
+            "batch_events": batch_rule,
+            "cancel": checked_cancel,
+            "debounce": debounce_rule,
+            "singleton": singleton_rule,
+            "priority": priority_rule,
+            "idempotency": rate_rule if rate_rule is not None and rate_rule.idempotency else None,
+            "rate_limit": rate_rule
+            if rate_rule is not None and not rate_rule.idempotency
+            else None,
+        },
+    )
+    if priority_rule is not None:
+        raise FunctionConfigError(
+            f"{fn_id!r}: priority= is not applied by eventbus yet; a function would run "
+            "without it, unlike on Inngest, so it is refused"
+        )
     checked = _check_handler(handler, "handler")
     functions = [
         Function(
@@ -604,6 +731,8 @@ def make_function(
             singleton=singleton_rule,
             debounce=debounce_rule,
             concurrency=concurrency_rules,
+            batch=batch_rule,
+            priority=priority_rule,
             crons=crons,
         )
     ]
@@ -649,7 +778,7 @@ def candidate_patterns(name: str) -> list[str]:
 class Registry:
     """The functions of one client, and a cache of which triggers match each event name."""
 
-    __slots__ = ("_by_pattern", "cache", "duplicates", "functions")
+    __slots__ = ("_by_pattern", "cache", "duplicates", "functions", "holding")
 
     def __init__(self) -> None:
         self.functions: dict[str, Function] = {}
@@ -659,6 +788,8 @@ class Registry:
         self._by_pattern: dict[str, list[tuple[Function, TriggerEvent]]] = {}
         #: name -> matches, filled by :meth:`matching`; the engine reads it on its hot path.
         self.cache: dict[str, tuple[tuple[Function, tuple[TriggerEvent, ...]], ...]] = {}
+        #: Whether a function batches or debounces (then duplicate events go to it).
+        self.holding = False
 
     def check_unique(self, function_id: str) -> None:
         """Raise FunctionConfigError if ``function_id`` is already registered."""
@@ -686,6 +817,9 @@ class Registry:
             for trig in old.triggers:
                 self._by_pattern[trig.event].remove((old, trig))
         self.functions[function.id] = function
+        self.holding = any(
+            f.batch is not None or f.debounce is not None for f in self.functions.values()
+        )
         for trig in function.triggers:
             self._by_pattern.setdefault(trig.event, []).append((function, trig))
         self.cache.clear()

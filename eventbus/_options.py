@@ -3,10 +3,8 @@
 Flow control (``Concurrency``, ``Throttle``, ``RateLimit``, ``Debounce``, ``Batch``,
 ``Priority``, ``Singleton``), ``idempotency`` and ``TriggerCron`` are constructed as in
 the SDK, so app code written for it imports them unchanged (``import eventbus as
-inngest``). The engine applies all but ``Batch`` and ``Priority``; passing those to
-``create_function`` raises :class:`FunctionConfigError` naming the option: a function
-that silently ran without its batching or priority would behave unlike the same
-function on Inngest.
+inngest``); the engine applies every one of them as Inngest does (see
+docs/flow-control.md).
 """
 
 from __future__ import annotations
@@ -16,8 +14,6 @@ import enum
 from typing import Any, Literal, Union
 
 import attrs
-
-from ._errors import FunctionConfigError
 
 #: A JSON value, as the SDK's ``inngest.JSON`` names it.
 JSON = Union[None, bool, int, float, str, list[Any], dict[str, Any]]  # noqa: UP007
@@ -95,21 +91,17 @@ class TriggerCron:
     jitter: str | None = None
 
 
-#: create_function keyword -> what it configures, for the error message.
-UNSUPPORTED_OPTIONS = {
-    "batch_events": "batching",
-    "priority": "priority",
-}
-
-
-def refuse_unsupported(fn_id: str, options: dict[str, object]) -> None:
-    """Raise FunctionConfigError naming the first option eventbus cannot apply."""
-    for name, value in options.items():
-        if value is not None and value != []:
-            raise FunctionConfigError(
-                f"{fn_id!r}: {name}= ({UNSUPPORTED_OPTIONS[name]}) is not applied by eventbus; "
-                "a function would run without it, unlike on Inngest, so it is refused"
-            )
+#: The create_function keywords that configure flow control (as the SDK names them).
+FLOW_CONTROL_OPTIONS = (
+    "batch_events",
+    "concurrency",
+    "debounce",
+    "idempotency",
+    "priority",
+    "rate_limit",
+    "singleton",
+    "throttle",
+)
 
 
 class Streaming(enum.Enum):

@@ -149,6 +149,7 @@ class Run:
         "_started_ms",
         "_timers",
         "attempts",
+        "batch_id",
         "error",
         "events",
         "exception",
@@ -164,6 +165,8 @@ class Run:
         self.run_id = run_id
         self.function = function
         self.events = events
+        #: The id of the batch it runs (``batch_events=``), or None.
+        self.batch_id: str | None = None
         self.status = RunStatus.QUEUED
         self.output: Any = None
         self.error: dict[str, Any] | None = None

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from eventbus._flow import DAY_MS, Gcra, Slots
+from eventbus._flow import DAY_MS, Gcra, Slots, priority_factor
 
 MINUTE = 60_000
 
@@ -220,3 +220,13 @@ def test_shared_keys_are_checked_against_each_claimants_own_limit() -> None:
     assert slots.release((("env:k", 1),)) == ["x2", "y1"]
     assert slots.in_use == {"env:k": 2}
     assert slots.discard("x2") is None  # it holds its slot: nothing to stop
+
+
+@given(st.one_of(st.integers(), st.floats(allow_nan=False), st.text(), st.none(), st.booleans()))
+def test_priority_factors_are_ints_clamped_to_12_hours(value: object) -> None:
+    """As Inngest's RunPriorityFactor: an int clamped to +-43200 s, anything else 0."""
+    factor = priority_factor(value)
+    if type(value) is int:
+        assert factor == max(-43_200, min(43_200, value))
+    else:
+        assert factor == 0

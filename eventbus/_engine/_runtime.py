@@ -30,6 +30,7 @@ import contextvars
 import datetime
 import functools
 import inspect
+import json
 import logging
 import math
 import random
@@ -124,18 +125,60 @@ AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
 
 
-class _Debounce:
-    """A pending debounce: the event it holds, since when, and its timer."""
+class _Pending:
+    """What a debounce or a batch holds back for a function and key: since when, and its
+    timer."""
 
-    __slots__ = ("_timers", "event", "first_ms", "function", "key", "seq")
+    __slots__ = ("_timers", "first_ms", "function", "key", "seq")
 
-    def __init__(self, function: Function, key: str, event: StoredEvent, first_ms: int) -> None:
+    def __init__(self, function: Function, key: str, first_ms: int) -> None:
         self._timers: set[int] = set()
         self.function = function
         self.key = key
-        self.event = event
         self.first_ms = first_ms
         self.seq = 0
+
+
+class _Debounce(_Pending):
+    """A pending debounce: the event it holds."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, function: Function, key: str, event: StoredEvent, first_ms: int) -> None:
+        super().__init__(function, key, first_ms)
+        self.event = event
+
+
+class _OpenBatch(_Pending):
+    """An open batch: its id, its events in arrival order and their size (bytes, as
+    JSON)."""
+
+    __slots__ = ("batch_id", "events", "size")
+
+    def __init__(self, function: Function, key: str, batch_id: str, first_ms: int) -> None:
+        super().__init__(function, key, first_ms)
+        self.batch_id = batch_id
+        self.events: list[StoredEvent] = []
+        self.size = 0
+
+
+def _held_key(compiled: CompiledExpression | None, env: dict[str, Any] | None, default: str) -> str:
+    """The key of a debounce or a batch: the expression's value as text (a failed
+    evaluation is ``<invalid>``), or ``default`` without one."""
+    if compiled is None:
+        return default
+    assert env is not None  # built by _schedule: the function has keys
+    value = compiled.evaluate(env)
+    return "<invalid>" if value is UNKNOWN else rate_key(value)
+
+
+def _event_size(stored: StoredEvent) -> int:
+    """About what ``stored`` takes in a batch: its JSON, as Inngest measures its batches."""
+    return len(stored.name) + len(
+        json.dumps(
+            [stored.data, stored.user, stored.id], separators=(",", ":"), default=str
+        ).encode()
+    )
 
 
 class _CronOwner:
@@ -264,6 +307,8 @@ class Engine:
         self._singletons: dict[tuple[str, str], Run] = {}
         #: (function id, debounce key) -> the pending debounce.
         self._debounces: dict[tuple[str, str], _Debounce] = {}
+        #: (function id, batch key) -> the open batch.
+        self._batches: dict[tuple[str, str], _OpenBatch] = {}
         #: Concurrency slots (see eventbus._flow.Slots): held by queued and executing
         #: runs and by their parallel steps; waited for by runs.
         self._slots: Slots[Run] = Slots()
@@ -422,6 +467,7 @@ class Engine:
             )
         self._arm_crons()
         self._arm_debounces()
+        self._arm_batches()
         if runs:
             self._resume_recovered(runs)
         self._fire_due()  # what fell due while no engine ran happens now
@@ -548,8 +594,12 @@ class Engine:
             ids.append(internal_id)
             if self._pauses:
                 self._match_pauses(stored)  # duplicates resume waits too, as on Inngest
-            if not duplicate and (cache.get(stored.name) != () or harness is not None):
-                self._fan_out(stored, now)
+            if not duplicate:
+                if cache.get(stored.name) != () or harness is not None:
+                    self._fan_out(stored, now)
+            elif self.registry.holding:
+                # Batches and debounces take duplicates too: event ids do not dedup them.
+                self._fan_out(stored, now, duplicate=True)
         return ids if internal_ids is None else every_id
 
     def _unseen(
@@ -574,7 +624,11 @@ class Engine:
             return
         first = harness.first_with_id.get(user_id, "?")
         decisions = harness.decisions.setdefault(internal_id, [])
-        decisions.extend((f.id, "deduplicated", first) for f in self.registry.functions.values())
+        decisions.extend(
+            (f.id, "deduplicated", first)
+            for f in self.registry.functions.values()
+            if f.batch is None and f.debounce is None  # those take it (see _fan_out)
+        )
 
     def _emit(self, name: str, data: dict[str, Any], now: int, event_id: str | None = None) -> None:
         """Send a system event through the normal path (stored, triggers functions)."""
@@ -588,16 +642,21 @@ class Engine:
         if self.registry.cache.get(name) != ():  # usually no function listens
             self._fan_out(stored, now)
 
-    def _fan_out(self, stored: StoredEvent, now: int) -> None:
+    def _fan_out(self, stored: StoredEvent, now: int, duplicate: bool = False) -> None:
+        """Start (or hold) the runs ``stored`` triggers. A ``duplicate`` (an event id
+        seen within 24 h) goes only to batches and debounces, as on Inngest: it is
+        deduplicated by every function that would run for it alone."""
         matches = self.registry.matching(stored.name)
         harness = self.harness
-        if harness is not None:
+        if harness is not None and not duplicate:
             self._explain_unmatched(stored, matches, harness)
         if not matches:
             return
         env: dict[str, Any] | None = None
         started: list[Run] = []
         for function, triggers in matches:
+            if duplicate and not self._holds_duplicate(function, stored, harness):
+                continue
             if function.has_expressions:
                 if env is None:
                     env = self._event_env(stored)
@@ -618,6 +677,23 @@ class Engine:
         for run in started:
             self._enqueue(run)
 
+    def _holds_duplicate(
+        self, function: Function, stored: StoredEvent, harness: Harness | None
+    ) -> bool:
+        """Whether the duplicate ``stored`` joins a batch or a debounce of ``function``."""
+        if function.debounce is not None:
+            return True
+        condition = function.batch_if
+        if function.batch is None:
+            return False
+        if condition is None or condition.evaluate(self._event_env(stored)) is True:
+            return True
+        if harness is not None:  # it would run alone: deduplicated by its id
+            harness.decisions.setdefault(stored.internal_id, []).append(
+                (function.id, "deduplicated", harness.first_with_id.get(stored.id or "", "?"))
+            )
+        return False
+
     def _schedule(
         self,
         function: Function,
@@ -625,26 +701,35 @@ class Engine:
         now: int,
         env: dict[str, Any] | None,
         harness: Harness | None,
-        debounced: bool = False,
+        held: tuple[StoredEvent, ...] | None = None,
+        batch_id: str | None = None,
     ) -> tuple[Run | None, dict[str, Any] | None]:
         """The flow control of a run ``stored`` would start of ``function`` (Inngest's
-        order: rate limit, debounce, singleton, then the start time: ts and throttle);
-        returns the run to start now (None if none, or later), and the event view built
-        on the way. ``debounced``: a debounce fired with ``stored`` (the first two are
-        behind it)."""
+        order: batching, rate limit, debounce, singleton, then the start time: ts and
+        throttle); returns the run to start now (None if none, or later), and the event
+        view built on the way. ``held``: the events of a batch or a debounce that is due
+        (``stored`` the first), the run's events; the first three are behind them;
+        ``batch_id``: the batch's."""
         if env is None and function.flow_keys:
             env = self._event_env(stored)
-        if function.rate_limit is not None and not debounced:
-            refused = self._rate_limited(function, stored, now, env)
-            if refused is not None:
-                if harness is not None:
-                    harness.decisions.setdefault(stored.internal_id, []).append(
-                        (function.id, *refused)
-                    )
+        if held is None:
+            batch = function.batch
+            if batch is not None:
+                condition = function.batch_if
+                # As Inngest: an event whose if is not true (false, or an error) runs alone.
+                if condition is None or condition.evaluate(env or {}) is True:
+                    return self._batch(function, stored, now, env, harness), env
+            if function.rate_limit is not None:
+                refused = self._rate_limited(function, stored, now, env)
+                if refused is not None:
+                    if harness is not None:
+                        harness.decisions.setdefault(stored.internal_id, []).append(
+                            (function.id, *refused)
+                        )
+                    return None, env
+            if function.debounce is not None:
+                self._debounce(function, stored, now, env, harness)
                 return None, env
-        if function.debounce is not None and not debounced:
-            self._debounce(function, stored, now, env, harness)
-            return None, env
         slot = None
         if function.singleton is not None:
             slot = self._singleton_slot(function, env)
@@ -662,15 +747,17 @@ class Engine:
                     harness.decisions.setdefault(holder.events[0].internal_id, []).append(
                         (function.id, "cancelled by singleton", f"run {holder.run_id}")
                     )
-        run = Run(self._ids.new(now), function, (stored,))
+        run = Run(self._ids.new(now), function, (stored,) if held is None else held)
+        run.batch_id = batch_id
         self._record_run(run)
         if slot is not None:
             self._singletons[slot] = run
             run._singleton = slot
         if harness is not None:
-            harness.decisions.setdefault(stored.internal_id, []).append(
-                (function.id, "started run", run.run_id)
-            )
+            for event in run.events:
+                harness.decisions.setdefault(event.internal_id, []).append(
+                    (function.id, "started run", run.run_id)
+                )
         if function.cancel or function.timeouts:
             self._arm(run, now)
         # Inngest schedules runs of future-dated events at their ts; a throttle
@@ -708,12 +795,7 @@ class Engine:
         unless ``stored`` is older by ``ts``), and move the debounce's timer."""
         rule = function.debounce
         assert rule is not None
-        compiled = function.debounce_key
-        key = ""
-        if compiled is not None:
-            assert env is not None  # built by _schedule: the function has keys
-            value = compiled.evaluate(env)
-            key = "<invalid>" if value is UNKNOWN else rate_key(value)
+        key = _held_key(function.debounce_key, env, "")
         slot = (function.id, key)
         pending = self._debounces.get(slot)
         if pending is not None:
@@ -756,7 +838,7 @@ class Engine:
             return  # pragma: no cover - replaced or stopping meanwhile
         del self._debounces[function.id, key]
         now = self.clock.now_ms()
-        run, _ = self._schedule(function, pending.event, now, None, self.harness, True)
+        run, _ = self._schedule(function, pending.event, now, None, self.harness, (pending.event,))
         self.store.drop_debounce(function.id, key)
         if run is not None:
             self._enqueue(run)
@@ -769,6 +851,87 @@ class Engine:
             if function is None or function.debounce is None or stored is None:
                 continue  # pragma: no cover - a function removed or changed since
             self._arm_debounce(function, key, stored, first, due)
+
+    def _batch(
+        self,
+        function: Function,
+        stored: StoredEvent,
+        now: int,
+        env: dict[str, Any] | None,
+        harness: Harness | None,
+    ) -> Run | None:
+        """Append ``stored`` to its key's open batch (opening one, with its timer); a
+        batch that is now full runs (returned when it starts now)."""
+        rule = function.batch
+        assert rule is not None
+        key = _held_key(function.batch_key, env, "default")  # Inngest's name of no key
+        batch = self._batches.get((function.id, key))
+        if batch is None:
+            batch = self._open_batch(function, key, self._ids.new(now), now)
+        batch.events.append(stored)
+        batch.size += _event_size(stored)
+        count = len(batch.events)
+        if harness is not None:
+            due = batch.first_ms + rule.timeout_ms
+            harness.decisions.setdefault(stored.internal_id, []).append(
+                (
+                    function.id,
+                    "batched",
+                    f"batch {batch.batch_id}: {count} of {rule.max_size} events, "
+                    f"runs by {_iso(due)}",
+                )
+            )
+        if rule.full(count, batch.size):
+            self._cancel_timer(batch, batch.seq)
+            return self._close_batch(batch, now)
+        self.store.add_to_batch(
+            function.id, key, batch.batch_id, stored.internal_id, batch.first_ms
+        )
+        return None
+
+    def _open_batch(self, function: Function, key: str, batch_id: str, first: int) -> _OpenBatch:
+        rule = function.batch
+        assert rule is not None
+        batch = _OpenBatch(function, key, batch_id, first)
+        self._batches[function.id, key] = batch
+        batch.seq = self._add_timer(
+            batch, first + rule.timeout_ms, functools.partial(self._batch_due, batch)
+        )
+        return batch
+
+    def _close_batch(self, batch: _OpenBatch, now: int) -> Run | None:
+        """The batch runs: one run with its events (returned when it starts now)."""
+        function = batch.function
+        del self._batches[function.id, batch.key]
+        events = tuple(batch.events)
+        run, _ = self._schedule(
+            function, events[0], now, None, self.harness, events, batch.batch_id
+        )
+        self.store.drop_batch(function.id, batch.key)
+        return run
+
+    def _batch_due(self, batch: _OpenBatch) -> None:
+        """The batch's timeout passed: it runs with the events it has."""
+        function = batch.function
+        if self._batches.get((function.id, batch.key)) is not batch or self._tg is None:
+            return  # pragma: no cover - closed or stopping meanwhile
+        run = self._close_batch(batch, self.clock.now_ms())
+        if run is not None:
+            self._enqueue(run)
+
+    def _arm_batches(self) -> None:
+        """After a restart: the open batches take events again and run at their time
+        (at once if it passed)."""
+        for function_id, key, batch_id, event_ids, first in self.store.batches():
+            function = self.registry.functions.get(function_id)
+            events = [self.store.get_event(i) for i in event_ids]
+            if function is None or function.batch is None:
+                continue  # pragma: no cover - a function removed or changed since
+            batch = self._open_batch(function, key, batch_id, first)
+            for stored in events:
+                if stored is not None:
+                    batch.events.append(stored)
+                    batch.size += _event_size(stored)
 
     def _singleton_slot(
         self, function: Function, env: dict[str, Any] | None

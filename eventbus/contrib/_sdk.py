@@ -26,7 +26,6 @@ from typing import Any
 
 from .._context import ContextSync
 from .._errors import (
-    FunctionConfigError,
     NonRetriableError,
     RetryAfterError,
     StepError,
@@ -34,13 +33,12 @@ from .._errors import (
 )
 from .._function import Cancel, Function, Timeouts, TriggerEvent, make_function
 from .._middleware import Kit, MiddlewareSpec, StepOutput
-from .._options import UNSUPPORTED_OPTIONS, TriggerCron
+from .._options import FLOW_CONTROL_OPTIONS, TriggerCron
 from .._step import ParallelMode
 
 #: The ``inngest`` versions whose functions eventbus can read: (major, minor) pairs.
 SUPPORTED_SDK = ((0, 5),)
 #: Function options that eventbus does not apply yet, by the SDK's config field name.
-_UNSUPPORTED_OPTIONS = tuple(UNSUPPORTED_OPTIONS)
 _APP_URL = "http://eventbus.invalid/api/inngest"
 
 
@@ -469,9 +467,9 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
     ``serializer``, ``step.run(..., output_type=M)`` serializes and deserializes with it,
     as the SDK does (without one, ``output_type`` changes nothing, as in the SDK).
 
-    Options eventbus cannot apply yet (flow control such as ``concurrency``) raise
-    :class:`FunctionConfigError` naming them, unless listed in ``ignore`` (an option
-    name, or ``"cron"`` to drop cron triggers), as the mocked runner does.
+    Its flow control (``concurrency``, ``batch_events``, ...) is applied as on Inngest;
+    ``ignore`` names options to leave out (flow-control option names, or ``"cron"`` to
+    drop cron triggers), as the mocked runner does: it triggers runs directly.
     """
     _check_version()
     if not is_sdk_function(fn):
@@ -489,11 +487,16 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
 
     function_id: str = config.id
     app_id = function_id[: -(len(local_id) + 1)]
-    unsupported = [
-        name
-        for name in _UNSUPPORTED_OPTIONS
-        if getattr(config, name, None) not in (None, []) and name not in ignore
-    ]
+    unknown = [name for name in ignore if name != "cron" and name not in FLOW_CONTROL_OPTIONS]
+    if unknown:
+        raise UsageError(
+            f"from_inngest(ignore=...) takes 'cron' and flow-control option names "
+            f"({', '.join(FLOW_CONTROL_OPTIONS)}), got {', '.join(map(repr, unknown))}"
+        )
+    flow = {
+        name: None if name in ignore else getattr(config, name, None)
+        for name in FLOW_CONTROL_OPTIONS
+    }
     triggers: list[TriggerEvent | TriggerCron] = []
     for trigger in config.triggers:
         if isinstance(trigger, inngest.TriggerCron):
@@ -501,11 +504,6 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
                 triggers.append(TriggerCron(cron=trigger.cron, jitter=trigger.jitter))
             continue
         triggers.append(TriggerEvent(event=trigger.event, expression=trigger.expression))
-    if unsupported:
-        raise FunctionConfigError(
-            f"{function_id!r} uses {', '.join(unsupported)}, which eventbus does not apply "
-            "yet; it would run without that control"
-        )
     serde = _Serde(client)
     factories = tuple(getattr(fn, "_middleware", None) or ())
     middleware = None
@@ -532,10 +530,5 @@ def from_inngest(fn: Any, *, client: Any = None, ignore: tuple[str, ...] = ()) -
         timeouts=timeouts,
         middleware=middleware,
         context=_context(serde),
-        rate_limit=config.rate_limit,
-        idempotency=config.idempotency,
-        throttle=config.throttle,
-        singleton=config.singleton,
-        debounce=config.debounce,
-        concurrency=config.concurrency,
+        **flow,
     )

@@ -373,6 +373,11 @@ def _flow_control_for_sdk(function: Function) -> dict[str, Any]:
             inngest.Concurrency(limit=rule.limit, key=rule.key, scope=rule.scope)  # type: ignore[arg-type]
             for rule in function.concurrency
         ]
+    group = function.batch
+    if group is not None:
+        options["batch_events"] = inngest.Batch(
+            max_size=group.max_size, timeout=group.timeout_ms, key=group.key, if_exp=group.if_exp
+        )
     gate = function.throttle
     if gate is not None:
         options["throttle"] = inngest.Throttle(

@@ -60,6 +60,8 @@ class MemoryStore:
         self._limits_prune_at = 1024
         #: (function id, key) -> (event internal id, first event ms, due ms): debounces.
         self._debounces: dict[tuple[str, str], tuple[str, int, int]] = {}
+        #: (function id, key) -> (batch id, event internal ids, first event ms): batches.
+        self._batches: dict[tuple[str, str], tuple[str, list[str], int]] = {}
 
     def bind(self, retention: int) -> None:
         """Set the bound (the client's ``event_retention``) before an engine uses it."""
@@ -133,6 +135,29 @@ class MemoryStore:
         old = self._debounces.pop((function_id, key), None)
         if old is not None:
             self._unpin(old[0])
+
+    def batches(self) -> list[tuple[str, str, str, list[str], int]]:
+        """The open batches: (function id, key, batch id, event ids in order, first ms)."""
+        return [(f, k, b, list(ids), first) for (f, k), (b, ids, first) in self._batches.items()]
+
+    def add_to_batch(
+        self, function_id: str, key: str, batch_id: str, internal_id: str, first_ms: int
+    ) -> None:
+        """Event ``internal_id`` joins the open batch ``batch_id`` (opened at ``first_ms``);
+        its events are kept until the batch runs."""
+        slot = (function_id, key)
+        entry = self._batches.get(slot)
+        if entry is None:
+            entry = self._batches[slot] = (batch_id, [], first_ms)
+        entry[1].append(internal_id)
+        self._pins[internal_id] = self._pins.get(internal_id, 0) + 1
+
+    def drop_batch(self, function_id: str, key: str) -> None:
+        """The batch ran (its run is recorded)."""
+        entry = self._batches.pop((function_id, key), None)
+        if entry is not None:
+            for internal_id in entry[1]:
+                self._unpin(internal_id)
 
     def _unpin(self, internal_id: str) -> None:
         pins = self._pins

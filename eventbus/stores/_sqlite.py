@@ -14,11 +14,12 @@ survives the process being killed; a power cut may lose the last transactions (s
 ``synchronous="FULL"`` to survive that too, at the price of an fsync per commit). One
 process at a time: a second one opening the file gets :class:`StoreError`.
 
-Layout (schema version 4; older files are migrated as they are opened): ``meta`` (the
+Layout (schema version 5; older files are migrated as they are opened): ``meta`` (the
 marker and the schema version), ``events`` (one JSON row per stored event, in arrival
 order), ``dedup`` (the ids claimed within the 24 h window), ``runs`` (one JSON row per
 run: its state), ``steps`` (one JSON row per journal record), ``limits`` (the
-rate-limit and throttle state of each function's keys) and ``debounces`` (pending ones).
+rate-limit and throttle state of each function's keys), ``debounces`` (pending ones)
+and ``batches`` (open ones: their events' ids, in order).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +77,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " event_id TEXT NOT NULL, first_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL,"
         " PRIMARY KEY (function_id, key))",
     ),
+    # 5: open batches (their id, the ids of their events as a JSON list, and since when).
+    (
+        "CREATE TABLE IF NOT EXISTS batches (function_id TEXT NOT NULL, key TEXT NOT NULL,"
+        " batch_id TEXT NOT NULL, event_ids TEXT NOT NULL, first_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (function_id, key))",
+    ),
 )
 #: The schema this eventbus writes (files of older versions are migrated on open).
 SCHEMA_VERSION = 1 + len(_MIGRATIONS)
@@ -85,6 +93,7 @@ _Batch = tuple[
     list[tuple[str, int]],
     list[tuple[str, str, int]],
     list[tuple[str, str, tuple[str, int, int] | None]],
+    list[tuple[str, str, tuple[str, str, int] | None]],
 ]
 #: Prune the file's history every this many commits.
 PRUNE_EVERY = 64
@@ -136,25 +145,47 @@ def _event_from(internal_id: str, body: str) -> StoredEvent:
 
 
 def _run_body(run: Run) -> str:
-    return json.dumps(
-        {
-            "function": run.function.id,
-            "events": [e.internal_id for e in run.events],
-            "status": run.status.value,
-            "attempts": run.attempts,
-            "next_attempt": run.next_attempt,
-            "output": run.output,
-            "error": run.error,
-            "started": run._started_ms,
-            "ended": run._ended_ms,
-            "body_retry": run._body_retry,
-            "retrying": None if run._retrying is None else sorted(run._retrying),
-            "done_steps": run._done_steps,
-            "due": run._due_ms,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    body: dict[str, object] = {
+        "function": run.function.id,
+        "events": [e.internal_id for e in run.events],
+        "status": run.status.value,
+        "attempts": run.attempts,
+        "next_attempt": run.next_attempt,
+        "output": run.output,
+        "error": run.error,
+        "started": run._started_ms,
+        "ended": run._ended_ms,
+        "body_retry": run._body_retry,
+        "retrying": None if run._retrying is None else sorted(run._retrying),
+        "done_steps": run._done_steps,
+        "due": run._due_ms,
+    }
+    if run.batch_id is not None:
+        body["batch"] = run.batch_id
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _write_keyed(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[str, str, tuple[object, ...] | None]],
+) -> None:
+    """Write the flow-control state of (function id, key) pairs of ``table``: each
+    row's state, or None to delete it (the state ended)."""
+    names = ", ".join(columns)
+    marks = ", ".join("?" * len(columns))
+    for function_id, key, state in rows:
+        if state is None:
+            conn.execute(
+                f"DELETE FROM {table} WHERE function_id = ? AND key = ?", (function_id, key)
+            )
+        else:
+            conn.execute(
+                f"INSERT OR REPLACE INTO {table} (function_id, key, {names}) "
+                f"VALUES (?, ?, {marks})",
+                (function_id, key, *state),
+            )
 
 
 def _step_body(record: StepRecord) -> str:
@@ -213,6 +244,7 @@ class SqliteStore(MemoryStore):
         self._dirty_steps: dict[tuple[str, str], tuple[Run, StepRecord]] = {}
         self._dirty_limits: dict[tuple[str, str], int] = {}
         self._dirty_debounces: dict[tuple[str, str], tuple[str, int, int] | None] = {}
+        self._dirty_batches: set[tuple[str, str]] = set()
         self._now_ms = 0  # the latest time the engine gave (to prune run-out limits)
         self._requested = 0  # changes made so far (a generation number)
         self._committed = 0  # changes written so far
@@ -332,6 +364,12 @@ class SqliteStore(MemoryStore):
         ):
             if event_id in events:
                 MemoryStore.set_debounce(self, function_id, key, event_id, first_ms, due_ms)
+        for function_id, key, batch_id, event_ids, first_ms in conn.execute(
+            "SELECT function_id, key, batch_id, event_ids, first_ms FROM batches"
+        ):
+            for event_id in json.loads(event_ids):
+                if event_id in events:
+                    MemoryStore.add_to_batch(self, function_id, key, batch_id, event_id, first_ms)
         steps: dict[str, list[StepRecord]] = {}
         for run_id, step_id, body in conn.execute(
             "SELECT run_id, step_id, body FROM steps ORDER BY run_id, pos"
@@ -361,6 +399,7 @@ class SqliteStore(MemoryStore):
             run._retrying = None if raw["retrying"] is None else set(raw["retrying"])
             run._done_steps = raw["done_steps"]
             run._due_ms = raw["due"]
+            run.batch_id = raw.get("batch")
             for record in steps.get(run_id, ()):
                 run.journal[record.id] = record
             MemoryStore.add_run(self, run)
@@ -415,6 +454,18 @@ class SqliteStore(MemoryStore):
     def drop_debounce(self, function_id: str, key: str) -> None:
         super().drop_debounce(function_id, key)
         self._dirty_debounces[function_id, key] = None
+        self._mark()
+
+    def add_to_batch(
+        self, function_id: str, key: str, batch_id: str, internal_id: str, first_ms: int
+    ) -> None:
+        super().add_to_batch(function_id, key, batch_id, internal_id, first_ms)
+        self._dirty_batches.add((function_id, key))
+        self._mark()
+
+    def drop_batch(self, function_id: str, key: str) -> None:
+        super().drop_batch(function_id, key)
+        self._dirty_batches.add((function_id, key))
         self._mark()
 
     def set_limit_tat(self, function_id: str, key: str, tat: int, now_ms: int) -> None:
@@ -523,10 +574,18 @@ class SqliteStore(MemoryStore):
         self._dirty_limits = {}
         debounces = [(f, k, state) for (f, k), state in self._dirty_debounces.items()]
         self._dirty_debounces = {}
-        return events, runs, steps, claims, limits, debounces
+        batches: list[tuple[str, str, tuple[str, str, int] | None]] = []
+        for function_id, key in self._dirty_batches:
+            entry = self._batches.get((function_id, key))
+            state = None
+            if entry is not None:
+                state = (entry[0], json.dumps(entry[1], separators=(",", ":")), entry[2])
+            batches.append((function_id, key, state))
+        self._dirty_batches = set()
+        return events, runs, steps, claims, limits, debounces, batches
 
     def _write(self, batch: _Batch) -> None:
-        events, runs, steps, claims, limits, debounces = batch
+        events, runs, steps, claims, limits, debounces, batches = batch
         conn = self._conn
         assert conn is not None, "writes run before the close, in the store's thread"
         conn.execute("BEGIN")
@@ -557,18 +616,8 @@ class SqliteStore(MemoryStore):
                     "INSERT OR REPLACE INTO limits (function_id, key, tat) VALUES (?, ?, ?)",
                     limits,
                 )
-            for function_id, key, state in debounces:
-                if state is None:
-                    conn.execute(
-                        "DELETE FROM debounces WHERE function_id = ? AND key = ?",
-                        (function_id, key),
-                    )
-                else:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO debounces (function_id, key, event_id, "
-                        "first_ms, due_ms) VALUES (?, ?, ?, ?, ?)",
-                        (function_id, key, *state),
-                    )
+            _write_keyed(conn, "debounces", ("event_id", "first_ms", "due_ms"), debounces)
+            _write_keyed(conn, "batches", ("batch_id", "event_ids", "first_ms"), batches)
             self._commits += 1
             if self._commits % PRUNE_EVERY == 0:
                 self._prune(conn)
@@ -597,7 +646,8 @@ class SqliteStore(MemoryStore):
             "DELETE FROM events WHERE seq < (SELECT seq FROM events ORDER BY seq DESC "
             "LIMIT 1 OFFSET ?) AND internal_id NOT IN (SELECT value FROM runs, "
             "json_each(runs.body, '$.events') WHERE runs.finished = 0) "
-            "AND internal_id NOT IN (SELECT event_id FROM debounces)",
+            "AND internal_id NOT IN (SELECT event_id FROM debounces) "
+            "AND internal_id NOT IN (SELECT value FROM batches, json_each(batches.event_ids))",
             (keep,),
         )
         conn.execute("DELETE FROM limits WHERE tat <= ?", (self._now_ms * 1_000_000,))
@@ -635,6 +685,7 @@ class SqliteStore(MemoryStore):
         self._dirty_steps = {}
         self._dirty_limits = {}
         self._dirty_debounces = {}
+        self._dirty_batches = set()
         self.dedup.claims = []
 
     def __init_memory(self) -> None:

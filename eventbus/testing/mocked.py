@@ -34,7 +34,7 @@ from .._engine import Engine, Harness
 from .._errors import UsageError
 from .._event import prepare_batch
 from .._function import Function, Registry
-from .._options import UNSUPPORTED_OPTIONS
+from .._options import FLOW_CONTROL_OPTIONS
 from .._run import RunStatus
 from .._step import UnstubbedStepError
 from ..transports import MockTransport
@@ -71,7 +71,7 @@ class Result:
 
 
 #: As the official runner: triggers and flow control play no part in a trigger().
-_IGNORED_BY_TRIGGER = ("cron", *UNSUPPORTED_OPTIONS)
+_IGNORED_BY_TRIGGER = ("cron", *FLOW_CONTROL_OPTIONS)
 
 
 def _function(fn: object, client: object) -> Function:

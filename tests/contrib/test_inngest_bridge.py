@@ -503,3 +503,74 @@ async def test_an_sdk_function_runs_with_its_concurrency_limit() -> None:
             await bus.send({"name": "crm/contact.updated", "data": {"n": n}})
         await bus.settle()
     assert order == ["0.0", "1.0", "0.1", "1.1"]  # one step at a time, taking turns
+
+
+def test_batching_goes_to_the_sdk_and_back() -> None:
+    """batch_events= as the SDK registers it (checked against its config), and back."""
+    crm = eventbus.Inngest("crm")
+
+    @crm.create_function(
+        fn_id="bulk",
+        trigger=eventbus.TriggerEvent(event="crm/row"),
+        batch_events=eventbus.Batch(
+            max_size=50, timeout="5s", key="event.data.shop", if_exp="event.data.bulk"
+        ),
+    )
+    async def bulk(ctx: eventbus.Context) -> None:
+        return None
+
+    sdk = inngest.Inngest(app_id="crm", is_production=False)
+    SDK_CLIENTS.append(sdk)
+    (fn,) = to_inngest(crm, sdk)
+    config = fn.get_config("http://127.0.0.1:8000/api/inngest").main.to_dict()
+    assert config["batchEvents"] == {
+        "maxSize": 50,
+        "timeout": "5s",
+        "key": "event.data.shop",
+        "if": "event.data.bulk",
+    }
+    (function,) = from_inngest(fn)
+    assert function.batch is not None
+    assert (function.batch.max_size, function.batch.timeout_ms) == (50, 5_000)
+    assert (function.batch.key, function.batch.if_exp) == ("event.data.shop", "event.data.bulk")
+
+
+@pytest.mark.anyio
+async def test_an_sdk_function_runs_with_its_batches() -> None:
+    sdk = inngest.Inngest(app_id="crm", is_production=False)
+    SDK_CLIENTS.append(sdk)
+
+    @sdk.create_function(
+        fn_id="bulk",
+        trigger=inngest.TriggerEvent(event="crm/row"),
+        batch_events=inngest.Batch(max_size=2, timeout=datetime.timedelta(seconds=5)),
+    )
+    async def bulk(ctx: inngest.Context) -> list[int]:
+        assert ctx.event.data == ctx.events[0].data
+        return [e.data["n"] for e in ctx.events]
+
+    async with eventbus.testing.running(sdk, functions=[bulk]) as bus:
+        for n in range(3):
+            await bus.send({"name": "crm/row", "data": {"n": n}})
+        await bus.settle()
+        assert bus.outputs("bulk") == [[0, 1]]
+        await bus.settle(advance_time=True)
+        assert bus.outputs("bulk") == [[0, 1], [2]]
+
+
+def test_ignore_takes_flow_control_option_names() -> None:
+    sdk = inngest.Inngest(app_id="crm", is_production=False)
+    SDK_CLIENTS.append(sdk)
+
+    @sdk.create_function(
+        fn_id="bulk",
+        trigger=inngest.TriggerEvent(event="crm/row"),
+        batch_events=inngest.Batch(max_size=2, timeout=5000),
+    )
+    async def bulk(ctx: inngest.Context) -> None:
+        return None
+
+    (function,) = from_inngest(bulk, ignore=("batch_events",))
+    assert function.batch is None
+    with pytest.raises(eventbus.UsageError, match="'batching'"):
+        from_inngest(bulk, ignore=("batching",))

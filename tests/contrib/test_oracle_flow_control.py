@@ -1,8 +1,8 @@
 """Flow control side by side with the real Inngest server (``inngest dev``): the same
 functions, served to it through the SDK bridge, and run on eventbus.
 
-Rate limits, idempotency keys, singletons and debounces: which events start runs, and
-with what. Every wait on the real server is bounded.
+Rate limits, idempotency keys, singletons, debounces and batches: which events start
+runs, and with what. Every wait on the real server is bounded.
 """
 
 from __future__ import annotations
@@ -57,6 +57,15 @@ async def single(ctx: eventbus.Context) -> Any:
 )
 async def debounced(ctx: eventbus.Context) -> Any:
     return ctx.event.data["n"]
+
+
+@app.create_function(
+    fn_id="bulk",
+    trigger=eventbus.TriggerEvent(event="flow/bulk"),
+    batch_events=eventbus.Batch(max_size=3, timeout="2s"),
+)
+async def bulk(ctx: eventbus.Context) -> Any:
+    return [e.data["n"] for e in ctx.events]
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +151,27 @@ def test_debounce_matches_the_real_server(server: RealInngest) -> None:
     ours = on_eventbus("flow/debounced", events)
     assert ours == [[], [], [2]]
     assert on_inngest(server, "flow/debounced", events, expect=1) == ours
+
+
+def test_batches_match_the_real_server(server: RealInngest) -> None:
+    """A full batch runs at once, the rest at the timeout."""
+    events = [{"data": {"n": n}} for n in range(4)]
+    ours = on_eventbus("flow/bulk", events)
+    assert ours == [[[0, 1, 2]], [[0, 1, 2]], [[0, 1, 2]], [[3]]]
+    ids = [server.send({"name": "flow/bulk", **event}) for event in events]
+    outputs: dict[str, Any] = {}
+    start = time.monotonic()
+    while sum(len(o) for o in outputs.values()) < len(events):
+        if time.monotonic() - start > 60:
+            raise AssertionError(f"timed out waiting for the batches; got {outputs}")
+        for event_id in ids:
+            for listed in server.listed_runs(event_id):
+                run = server._run(listed["run_id"])
+                if run["status"] == "Completed":
+                    outputs[listed["run_id"]] = run["output"]
+        time.sleep(0.2)
+    # Which events share a batch follows the order the server takes them in, which is
+    # not the order they were sent (see above): compared are the batch sizes and events.
+    theirs = sorted(outputs.values(), key=len, reverse=True)
+    assert [len(b) for b in theirs] == [len(ours[0][0]), len(ours[3][0])] == [3, 1]
+    assert sorted(n for b in theirs for n in b) == list(range(4))

@@ -203,3 +203,14 @@ def test_runs_match_the_model(
 
     got, expected = anyio.run(scenario, backend=backend)
     assert got == expected
+
+
+async def test_duplicate_event_ids_join_the_debounce_as_on_inngest() -> None:
+    """Event-id dedup does not apply to debounces (the debounce key decides)."""
+    app = debounced_app(period="5s")
+    async with running(app, eventbus.VirtualClock(start=T0)) as bus:
+        await bus.send({"name": "doc/edited", "data": {"n": 0}, "id": "same"})
+        ids = await bus.send({"name": "doc/edited", "data": {"n": 1}, "id": "same"})
+        await bus.settle(advance_time=True)
+        assert bus.outputs("reindex") == [1]
+        assert bus.explain(ids[0])[-1].decision == "started run"

@@ -94,7 +94,15 @@ FLOW_CONTROL: list[tuple[str, Any]] = [
 
 
 #: The options eventbus applies (docs/flow-control.md); the others are refused.
-APPLIED = {"rate_limit", "idempotency", "throttle", "singleton", "debounce", "concurrency"}
+APPLIED = {
+    "rate_limit",
+    "idempotency",
+    "throttle",
+    "singleton",
+    "debounce",
+    "concurrency",
+    "batch_events",
+}
 
 
 @pytest.mark.parametrize(("keyword", "make"), [f for f in FLOW_CONTROL if f[0] in APPLIED])
@@ -111,6 +119,7 @@ def test_applied_flow_control_takes_either_sdks_objects(keyword: str, make: Any)
             "singleton": function.singleton,
             "debounce": function.debounce,
             "concurrency": function.concurrency or None,
+            "batch_events": function.batch,
         }.get(keyword, function.rate_limit)
         assert rule is not None
 
