@@ -237,11 +237,11 @@ class Inngest:
         :class:`Debounce`) runs once with the last of a burst of events; ``concurrency``
         (up to two :class:`Concurrency`) bounds the steps executing at once, per key;
         ``batch_events`` (a :class:`Batch`) runs the function once with up to
-        ``max_size`` events; all as Inngest does (see docs/flow-control.md). Options
-        Inngest does not take together (batching with ``cancel``, ``debounce``,
+        ``max_size`` events; ``priority`` (a :class:`Priority`) moves runs waiting to
+        start ahead of the others; all as Inngest does (see docs/flow-control.md).
+        Options Inngest does not take together (batching with ``cancel``, ``debounce``,
         ``singleton``, ``priority``, ``idempotency`` or ``rate_limit``) are refused as it
-        refuses them. ``priority`` is refused with a clear error until eventbus applies
-        it.
+        refuses them.
 
         Raises :class:`FunctionConfigError` at once for an invalid configuration.
         """

@@ -142,10 +142,8 @@ class BatchRule:
         return count >= self.max_size or size >= MAX_BATCH_BYTES
 
 
-#: Inngest's bound of a priority factor (seconds either way, 12 h), and how far ahead a
-#: queued run may be for its factor to count.
+#: Inngest's bound of a priority factor (seconds either way, 12 h).
 MAX_PRIORITY_FACTOR_S = 43_200
-PRIORITY_HORIZON_MS = 2_000
 
 
 @attrs.frozen
@@ -222,31 +220,46 @@ class Slots(Generic[T]):
     constraints) or waits, queued on the first key that is full or already has waiters;
     ``release`` gives the freed slots to the waiters in order. No item waits while
     every key it needs has room: a waiter at the head of a queue that now fits that
-    key but not another moves to the other key's queue. Nothing here reads a clock or
-    knows what an item is: the engine's items are runs.
+    key but not another moves to the other key's queue. Each waiter has a ``score``
+    (the engine's: when it queued, less its priority factor): a queue is in score order,
+    first come first served among equal scores. Nothing here reads a clock or knows
+    what an item is: the engine's items are runs.
     """
 
     __slots__ = ("in_use", "waiting")
 
     def __init__(self) -> None:
         self.in_use: dict[str, int] = {}
-        self.waiting: dict[str, deque[tuple[T, tuple[Claim, ...]]]] = {}
+        self.waiting: dict[str, deque[tuple[T, tuple[Claim, ...], int]]] = {}
 
     def fits(self, claims: tuple[Claim, ...]) -> bool:
         """True if ``claims`` could be taken now without passing anyone waiting."""
         in_use, waiting = self.in_use, self.waiting
         return all(in_use.get(key, 0) < limit and key not in waiting for key, limit in claims)
 
-    def take(self, item: T, claims: tuple[Claim, ...]) -> bool:
-        """Take the slots of ``claims`` for ``item`` (True), or queue it (False)."""
+    def take(self, item: T, claims: tuple[Claim, ...], score: int = 0) -> bool:
+        """Take the slots of ``claims`` for ``item`` (True), or queue it (False) at its
+        ``score``."""
         in_use, waiting = self.in_use, self.waiting
         for key, limit in claims:
             if in_use.get(key, 0) >= limit or key in waiting:
-                waiting.setdefault(key, deque()).append((item, claims))
+                self._queue(key, (item, claims, score))
                 return False
         for key, _ in claims:
             in_use[key] = in_use.get(key, 0) + 1
         return True
+
+    def _queue(self, key: str, entry: tuple[T, tuple[Claim, ...], int]) -> None:
+        """Queue ``entry`` on ``key`` behind every waiter of a lower or equal score."""
+        queue = self.waiting.get(key)
+        if queue is None:
+            self.waiting[key] = deque((entry,))
+            return
+        score = entry[2]
+        index = len(queue)
+        while index and queue[index - 1][2] > score:
+            index -= 1
+        queue.insert(index, entry)
 
     def contended(self, claims: tuple[Claim, ...]) -> bool:
         """True if anyone waits on a key of ``claims`` (its holder should make room)."""
@@ -285,7 +298,7 @@ class Slots(Generic[T]):
         queue = self.waiting.get(key)
         in_use = self.in_use
         while queue:
-            item, claims = queue[0]
+            item, claims, score = queue[0]
             blocked = None
             for other, limit in claims:
                 if in_use.get(other, 0) >= limit:
@@ -298,7 +311,7 @@ class Slots(Generic[T]):
                 del self.waiting[key]
             if blocked is not None:
                 # Room here but not on its other key: it waits there instead.
-                self.waiting.setdefault(blocked, deque()).append((item, claims))
+                self._queue(blocked, (item, claims, score))
                 continue
             for other, _ in claims:
                 in_use[other] = in_use.get(other, 0) + 1

@@ -706,11 +706,6 @@ def make_function(
             else None,
         },
     )
-    if priority_rule is not None:
-        raise FunctionConfigError(
-            f"{fn_id!r}: priority= is not applied by eventbus yet; a function would run "
-            "without it, unlike on Inngest, so it is refused"
-        )
     checked = _check_handler(handler, "handler")
     functions = [
         Function(

@@ -140,6 +140,7 @@ class Run:
         "_executing",
         "_lenders",
         "_lent",
+        "_priority",
         "_rerun",
         "_retrying",
         "_scheduled",
@@ -200,6 +201,8 @@ class Run:
         self._slotted = False
         self._lent = False
         self._lenders: Any = None
+        #: ``priority=``: its factor (seconds), once evaluated.
+        self._priority: int | None = None
 
     @property
     def steps(self) -> list[StepRecord]:

@@ -230,3 +230,19 @@ def test_priority_factors_are_ints_clamped_to_12_hours(value: object) -> None:
         assert factor == max(-43_200, min(43_200, value))
     else:
         assert factor == 0
+
+
+@given(scores=st.lists(st.integers(-5, 5), max_size=12), limit=st.integers(1, 3))
+def test_waiters_are_served_by_score_then_arrival(scores: list[int], limit: int) -> None:
+    """Slots with scores (priority): waiters get their slots lowest score first, and in
+    the order they came among equal scores."""
+    slots: Slots[int] = Slots()
+    claims = (("k", limit),)
+    holding = [n for n in range(limit) if slots.take(-1 - n, claims)]
+    assert len(holding) == limit
+    for n, score in enumerate(scores):
+        assert not slots.take(n, claims, score)
+    served: list[int] = []
+    while len(served) < len(scores):
+        served += slots.release(claims)
+    assert served == [n for n, _ in sorted(enumerate(scores), key=lambda item: item[1])]

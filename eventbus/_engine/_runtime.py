@@ -61,7 +61,7 @@ from .._errors import (
 )
 from .._event import StoredEvent, make_stored
 from .._expr import CLOCK_KEY, UNKNOWN, CompiledExpression, compile_expression
-from .._flow import Claim, Slots, rate_key
+from .._flow import Claim, Slots, priority_factor, rate_key
 from .._function import (
     FAILED_EVENT,
     FINISHED_EVENT,
@@ -1201,10 +1201,25 @@ class Engine:
                     f"run {run.run_id}: {shown} has its limit of {limit} executing",
                 )
             )
-        if self._slots.take(run, claims):
+        score = self.clock.now_ms()
+        if run.function.priority_run is not None:
+            score -= self._priority_factor(run) * 1000
+        if self._slots.take(run, claims, score):
             run._slotted = True
             return True
         return False
+
+    def _priority_factor(self, run: Run) -> int:
+        """``priority=``: the seconds ``run`` queues ahead of the others of its function
+        (behind, if negative), evaluated once from the first event, as on Inngest."""
+        factor = run._priority
+        if factor is None:
+            compiled = run.function.priority_run
+            assert compiled is not None
+            factor = run._priority = priority_factor(
+                compiled.evaluate(self._event_env(run.events[0]))
+            )
+        return factor
 
     def _grant(self, granted: list[Run]) -> None:
         """Runs that got their slots go to the ready queue (a run that ends while it

@@ -38,7 +38,6 @@ from .._step import ParallelMode
 
 #: The ``inngest`` versions whose functions eventbus can read: (major, minor) pairs.
 SUPPORTED_SDK = ((0, 5),)
-#: Function options that eventbus does not apply yet, by the SDK's config field name.
 _APP_URL = "http://eventbus.invalid/api/inngest"
 
 

@@ -373,6 +373,9 @@ def _flow_control_for_sdk(function: Function) -> dict[str, Any]:
             inngest.Concurrency(limit=rule.limit, key=rule.key, scope=rule.scope)  # type: ignore[arg-type]
             for rule in function.concurrency
         ]
+    first = function.priority
+    if first is not None:
+        options["priority"] = inngest.Priority(run=first.run)
     group = function.batch
     if group is not None:
         options["batch_events"] = inngest.Batch(

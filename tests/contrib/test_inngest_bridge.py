@@ -505,8 +505,9 @@ async def test_an_sdk_function_runs_with_its_concurrency_limit() -> None:
     assert order == ["0.0", "1.0", "0.1", "1.1"]  # one step at a time, taking turns
 
 
-def test_batching_goes_to_the_sdk_and_back() -> None:
-    """batch_events= as the SDK registers it (checked against its config), and back."""
+def test_batching_and_priority_go_to_the_sdk_and_back() -> None:
+    """batch_events= and priority= as the SDK registers them (checked against its
+    config), and back."""
     crm = eventbus.Inngest("crm")
 
     @crm.create_function(
@@ -519,9 +520,22 @@ def test_batching_goes_to_the_sdk_and_back() -> None:
     async def bulk(ctx: eventbus.Context) -> None:
         return None
 
+    @crm.create_function(
+        fn_id="ranked",
+        trigger=eventbus.TriggerEvent(event="crm/rank"),
+        priority=eventbus.Priority(run="event.data.vip ? 120 : 0"),
+    )
+    async def ranked(ctx: eventbus.Context) -> None:
+        return None
+
     sdk = inngest.Inngest(app_id="crm", is_production=False)
     SDK_CLIENTS.append(sdk)
-    (fn,) = to_inngest(crm, sdk)
+    fn, ranked_fn = to_inngest(crm, sdk)
+    ranked_config = ranked_fn.get_config("http://127.0.0.1:8000/api/inngest").main.to_dict()
+    assert ranked_config["priority"] == {"run": "event.data.vip ? 120 : 0"}
+    (back,) = from_inngest(ranked_fn)
+    assert back.priority is not None
+    assert back.priority.run == "event.data.vip ? 120 : 0"
     config = fn.get_config("http://127.0.0.1:8000/api/inngest").main.to_dict()
     assert config["batchEvents"] == {
         "maxSize": 50,

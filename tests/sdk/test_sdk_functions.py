@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import re
 from typing import Any
 
 import anyio
@@ -195,23 +194,25 @@ async def test_race_mode_and_step_errors_come_through() -> None:
         assert bus.outputs("race") == [[["fast", None], "KeyError", "'missing'"]]
 
 
-async def test_options_eventbus_cannot_apply_yet_are_named() -> None:
-    """Flow control eventbus does not apply yet fails clearly in running() rather than
-    being silently dropped."""
+async def test_an_sdk_function_runs_with_its_priority() -> None:
+    """priority= of an SDK function orders its runs waiting for a concurrency slot."""
     app = inngest.Inngest(app_id="flow", is_production=False)
+    started: list[int] = []
 
     @app.create_function(
-        fn_id="limited",
+        fn_id="queued",
         trigger=inngest.TriggerEvent(event="app/e"),
+        concurrency=[inngest.Concurrency(limit=1)],
         priority=inngest.Priority(run="event.data.vip ? 60 : 0"),
     )
-    async def limited(ctx: inngest.Context) -> None:
-        pass
+    async def queued(ctx: inngest.Context) -> None:
+        started.append(ctx.event.data["n"])
 
-    for fn, named in [(limited, "priority")]:
-        with pytest.raises(eventbus.FunctionConfigError, match=re.escape(named)):
-            async with eventbus.testing.running(app, functions=[fn]):
-                pass  # pragma: no cover
+    async with eventbus.testing.running(app, functions=[queued]) as bus:
+        events = [{"name": "app/e", "data": {"n": n, "vip": n == 2}} for n in range(3)]
+        await bus.send(events)
+        await bus.settle()
+    assert started == [0, 2, 1]
 
 
 async def test_running_checks_what_it_is_given() -> None:
