@@ -5,7 +5,9 @@ throttle and a concurrency limit far above the rate, idempotency and singleton k
 distinct), so the difference is the cost of deciding, per event: evaluating the key
 expression and the GCRA step, in the store, or taking a slot. A debounce keyed by event
 holds every event for its period and then runs it (the clock is virtual); a batch of 10
-runs once per 10 events, so its cost per event includes a tenth of a run. 5,000 events
+runs once per 10 events, so its cost per event includes a tenth of a run. Priority is
+measured where it acts, on runs waiting under a concurrency limit of 1 (and that limit
+alone beside it, ``concurrency_1``). 5,000 events
 one at a time per round; the plain function's round runs in the setup of each round.
 """
 
@@ -33,6 +35,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "concurrency": {"concurrency": [eventbus.Concurrency(limit=1_000, key="event.data.user")]},
     "debounce": {"debounce": eventbus.Debounce(period="1s", key="event.data.n")},
     "batch_events": {"batch_events": eventbus.Batch(max_size=10, timeout="1m")},
+    # Priority orders runs that wait: under a limit of 1, each evaluated and queued by it.
+    "concurrency_1": {"concurrency": [eventbus.Concurrency(limit=1)]},
+    "priority": {
+        "concurrency": [eventbus.Concurrency(limit=1)],
+        "priority": eventbus.Priority(run="event.data.user"),
+    },
 }
 #: Runs per round: one per event, but one per batch.
 RUNS = {"batch_events": EVENTS // 10}

@@ -10,11 +10,12 @@ engine passes the time and keeps the TATs (in its store).
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections import deque
 from typing import Generic, TypeVar
 
 import attrs
+from sortedcontainers import SortedList
 
 #: A day, the window of ``idempotency`` (a rate limit of 1 per 24 h on its key).
 DAY_MS = 86_400_000
@@ -226,11 +227,13 @@ class Slots(Generic[T]):
     what an item is: the engine's items are runs.
     """
 
-    __slots__ = ("in_use", "waiting")
+    __slots__ = ("_seq", "in_use", "waiting")
 
     def __init__(self) -> None:
         self.in_use: dict[str, int] = {}
-        self.waiting: dict[str, deque[tuple[T, tuple[Claim, ...], int]]] = {}
+        #: key -> its waiters as (score, arrival number, item, claims), in that order.
+        self.waiting: dict[str, SortedList] = {}
+        self._seq = itertools.count()
 
     def fits(self, claims: tuple[Claim, ...]) -> bool:
         """True if ``claims`` could be taken now without passing anyone waiting."""
@@ -243,23 +246,19 @@ class Slots(Generic[T]):
         in_use, waiting = self.in_use, self.waiting
         for key, limit in claims:
             if in_use.get(key, 0) >= limit or key in waiting:
-                self._queue(key, (item, claims, score))
+                self._queue(key, item, claims, score)
                 return False
         for key, _ in claims:
             in_use[key] = in_use.get(key, 0) + 1
         return True
 
-    def _queue(self, key: str, entry: tuple[T, tuple[Claim, ...], int]) -> None:
-        """Queue ``entry`` on ``key`` behind every waiter of a lower or equal score."""
+    def _queue(self, key: str, item: T, claims: tuple[Claim, ...], score: int) -> None:
+        """Queue ``item`` on ``key`` behind every waiter of a lower or equal score (the
+        arrival number settles ties, so items themselves are never compared)."""
         queue = self.waiting.get(key)
         if queue is None:
-            self.waiting[key] = deque((entry,))
-            return
-        score = entry[2]
-        index = len(queue)
-        while index and queue[index - 1][2] > score:
-            index -= 1
-        queue.insert(index, entry)
+            queue = self.waiting[key] = SortedList()
+        queue.add((score, next(self._seq), item, claims))
 
     def contended(self, claims: tuple[Claim, ...]) -> bool:
         """True if anyone waits on a key of ``claims`` (its holder should make room)."""
@@ -285,7 +284,7 @@ class Slots(Generic[T]):
         the waiters behind it that now hold theirs."""
         for key, queue in self.waiting.items():
             for entry in queue:
-                if entry[0] is item:
+                if entry[2] is item:
                     queue.remove(entry)
                     if not queue:
                         del self.waiting[key]
@@ -298,7 +297,7 @@ class Slots(Generic[T]):
         queue = self.waiting.get(key)
         in_use = self.in_use
         while queue:
-            item, claims, score = queue[0]
+            score, _, item, claims = queue[0]
             blocked = None
             for other, limit in claims:
                 if in_use.get(other, 0) >= limit:
@@ -306,12 +305,12 @@ class Slots(Generic[T]):
                     break
             if blocked == key:
                 return  # the head waits for this key: so does everyone behind it
-            queue.popleft()
+            queue.pop(0)
             if not queue:
                 del self.waiting[key]
             if blocked is not None:
                 # Room here but not on its other key: it waits there instead.
-                self._queue(blocked, (item, claims, score))
+                self._queue(blocked, item, claims, score)
                 continue
             for other, _ in claims:
                 in_use[other] = in_use.get(other, 0) + 1
