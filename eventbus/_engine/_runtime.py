@@ -46,6 +46,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 from anyio.lowlevel import checkpoint
+from sortedcontainers import SortedList
 
 from .._backend import current_backend
 from .._clock import Clock, VirtualClock, ms_to_datetime
@@ -71,7 +72,7 @@ from .._function import (
     Registry,
 )
 from .._harness import Harness
-from .._ids import UlidGenerator
+from .._ids import UlidGenerator, decode_ulid_ms
 from .._json import OutputError, decode_output, encode_output
 from .._middleware import HookError, Hooks, StepOutput
 from .._run import Run, RunStatus, StepRecord, StepStatus
@@ -309,6 +310,11 @@ class Engine:
         self._debounces: dict[tuple[str, str], _Debounce] = {}
         #: (function id, batch key) -> the open batch.
         self._batches: dict[tuple[str, str], _OpenBatch] = {}
+        #: Throttled runs of functions with a priority, waiting for a turn to start:
+        #: (function id, throttle key) -> (score, run id, run), best first; and each
+        #: such run's turn (its key, and the timer that gives it).
+        self._backlogs: dict[tuple[str, str], SortedList] = {}
+        self._turns: dict[Run, tuple[tuple[str, str], int]] = {}
         #: Concurrency slots (see eventbus._flow.Slots): held by queued and executing
         #: runs and by their parallel steps; waited for by runs.
         self._slots: Slots[Run] = Slots()
@@ -523,7 +529,10 @@ class Engine:
                     self.wait_step(run, record, event, compiled)
             if plan.suspended:
                 continue
-            if plan.due_ms is not None:
+            if plan.due_ms is not None and self._prioritized_backlog(run):
+                slot = (function.id, self._throttle_key(function, self._event_env(run.events[0])))
+                self._wait_turn(run, slot, plan.due_ms)
+            elif plan.due_ms is not None:
                 self._add_timer(run, plan.due_ms, functools.partial(self._enqueue, run))
             else:
                 self._enqueue(run)
@@ -764,15 +773,68 @@ class Engine:
         # spaces the starts after that.
         due = stored.ts if stored.ts is not None and stored.ts > now else now
         if function.throttle is not None:
-            due = self._throttled(function, env, due)
+            key = self._throttle_key(function, env)
+            due = self._throttled(function, key, due)
             if due > now and harness is not None:
                 harness.decisions.setdefault(stored.internal_id, []).append(
                     (function.id, "throttled", f"run {run.run_id} queued until {_iso(due)}")
                 )
+            if due > now and function.priority_run is not None:
+                self._wait_turn(run, (function.id, key), due)
+                return None, env
         if due > now:
             self._queue_at(run, due)
             return None, env
         return run, env
+
+    def _wait_turn(self, run: Run, slot: tuple[str, str], due: int) -> None:
+        """Throttle and priority: ``run`` waits in its key's backlog, in priority order;
+        each turn (a time the throttle reserved) starts the best run waiting then."""
+        backlog = self._backlogs.get(slot)
+        if backlog is None:
+            backlog = self._backlogs[slot] = SortedList()
+        # As Inngest scores queue items: when it queued (its id's time) less its factor.
+        score = decode_ulid_ms(run.run_id) - self._priority_factor(run) * 1000
+        backlog.add((score, run.run_id, run))
+        self._give_turn(run, slot, due)
+
+    def _give_turn(self, run: Run, slot: tuple[str, str], due: int) -> None:
+        run._due_ms = due
+        seq = self._add_timer(run, due, functools.partial(self._take_turn, run))
+        self._turns[run] = (slot, seq)
+
+    def _take_turn(self, run: Run) -> None:
+        """``run``'s turn came: the best run waiting in its backlog starts (``run``
+        itself, or one of a higher priority, whose later turn ``run`` takes)."""
+        slot, _ = self._turns.pop(run)
+        backlog = self._backlogs[slot]
+        while True:
+            best: Run = backlog[0][2]
+            if best is run or not best.status.is_finished:
+                break
+            backlog.pop(0)  # cancelled while it waited: its turn went with it
+            self._turns.pop(best, None)
+        backlog.pop(0)
+        if best is not run:
+            later, seq = best._due_ms, self._turns.pop(best)[1]
+            assert later is not None
+            self._cancel_timer(best, seq)
+            self._give_turn(run, slot, later)
+            self.store.touch(run)  # its new turn, should the process stop before it
+        if not backlog:
+            del self._backlogs[slot]
+        self._enqueue(best)
+
+    @staticmethod
+    def _prioritized_backlog(run: Run) -> bool:
+        """Whether ``run`` waits for a throttle's turn by priority (it has not started)."""
+        function = run.function
+        return (
+            function.throttle is not None
+            and function.priority_run is not None
+            and run._started_ms is None
+            and not run.journal
+        )
 
     def _event_env(self, stored: StoredEvent) -> dict[str, Any]:
         """What expressions about ``stored`` evaluate against (triggers, keys)."""
@@ -947,17 +1009,20 @@ class Engine:
             return None
         return function.id, rate_key(value)
 
-    def _throttled(self, function: Function, env: dict[str, Any] | None, due: int) -> int:
+    def _throttle_key(self, function: Function, env: dict[str, Any] | None) -> str:
+        """The throttle key of a run of ``function``: the value as text (a missing field
+        counts as false, as on Inngest), or "" without a key."""
+        compiled = function.throttle_key
+        if compiled is None:
+            return ""
+        assert env is not None  # built by _schedule: the function has keys
+        return rate_key(_throttle_value(compiled.evaluate(env)))
+
+    def _throttled(self, function: Function, key: str, due: int) -> int:
         """When a run of ``function`` due at ``due`` may start under its throttle (its turn
         in the key's FIFO); the slot is taken."""
         gate = function.throttle
         assert gate is not None
-        compiled = function.throttle_key
-        key = ""
-        if compiled is not None:
-            assert env is not None  # built by _schedule: the function has keys
-            # Throttle keys are the value as text; a missing field counts as false.
-            key = rate_key(_throttle_value(compiled.evaluate(env)))
         store_key = f"throttle:{key}"
         start, tat = gate.gcra.reserve(self.store.limit_tat(function.id, store_key), due)
         self.store.set_limit_tat(function.id, store_key, tat, self.clock.now_ms())
@@ -1775,7 +1840,7 @@ class Engine:
             self._arm(invoked, now)
         due = now
         if target.throttle is not None:
-            due = self._throttled(target, self._event_env(stored), now)
+            due = self._throttled(target, self._throttle_key(target, self._event_env(stored)), now)
         if due > now:
             self._queue_at(invoked, due)
         else:

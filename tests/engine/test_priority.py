@@ -4,6 +4,7 @@ concurrency slot) are ordered by when they queued less their factor, in seconds.
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eventbus
+from eventbus.stores import SqliteStore
 from eventbus.testing import running
 
 pytestmark = pytest.mark.anyio
@@ -138,3 +140,83 @@ def test_start_order_matches_the_model(backend: str, boosts: list[int]) -> None:
     started = anyio.run(scenario, backend=backend)
     expected = [n + 1 for n, _ in sorted(enumerate(boosts), key=lambda item: -item[1])]
     assert started == [0, *expected]
+
+
+def throttled_app(**client: Any) -> tuple[eventbus.Inngest, list[int]]:
+    app = eventbus.Inngest("shop", **client)
+    started: list[int] = []
+
+    @app.create_function(
+        fn_id="work",
+        trigger=eventbus.TriggerEvent(event="job/queued"),
+        throttle=eventbus.Throttle(limit=1, period="1m", burst=1),
+        priority=eventbus.Priority(run="event.data.boost"),
+    )
+    async def work(ctx: eventbus.Context) -> Any:
+        started.append(ctx.event.data["n"])
+        return ctx.event.data["n"]
+
+    return app, started
+
+
+def start_seconds(bus: Any) -> dict[int, int]:
+    return {
+        r.output: (r._started_ms - int(T0.timestamp() * 1000)) // 1000
+        for r in bus.runs("work")
+        if r._started_ms is not None
+    }
+
+
+async def test_priority_orders_a_throttled_backlog() -> None:
+    """The throttle's turns stay as they were reserved (limit + burst at once, then one
+    a minute); each goes to the best run waiting when it comes."""
+    app, started = throttled_app()
+    async with running(app, eventbus.VirtualClock(start=T0)) as bus:
+        await bus.send([job(0), job(1), job(2), job(3, boost=600), job(4)])
+        await bus.settle(advance_time=True)
+        assert started == [0, 1, 3, 2, 4]
+        assert start_seconds(bus) == {0: 0, 1: 0, 3: 60, 2: 120, 4: 180}
+
+
+async def test_a_cancelled_run_leaves_the_throttled_backlog() -> None:
+    app, started = throttled_app()
+    async with running(app, eventbus.VirtualClock(start=T0)) as bus:
+        ids = await bus.send([job(0), job(1), job(2), job(3, boost=600), job(4, boost=900)])
+        await bus.settle()
+        (boosted,) = bus.engine.runs(event_id=ids[4])
+        assert bus.cancel(boosted.run_id)
+        await bus.settle(advance_time=True)
+        assert started == [0, 1, 3, 2]
+        assert start_seconds(bus)[2] == 120  # the cancelled run's turn went with it
+
+
+async def test_a_throttled_backlog_keeps_its_order_across_a_restart(tmp_path: Path) -> None:
+    clock = eventbus.VirtualClock(start=T0)
+    first, _ = throttled_app(clock=clock, store=SqliteStore(tmp_path / "app.db"))
+    async with first:
+        await first.send([job(0), job(1), job(2), job(3), job(4, boost=600)])
+        await first.settle()
+    second, started = throttled_app(clock=clock, store=SqliteStore(tmp_path / "app.db"))
+    async with second:
+        await second.settle(advance_time=True)
+        assert started == [4, 2, 3]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@settings(max_examples=25, deadline=None)
+@given(boosts=st.lists(st.integers(-100, 100), min_size=3, max_size=8))
+def test_throttled_start_order_matches_the_model(backend: str, boosts: list[int]) -> None:
+    """Jobs sent at once to a throttle of 1 a minute (burst 1): the first two start at
+    once, the rest one a minute, highest factor first, then in the order sent."""
+
+    async def scenario() -> tuple[list[int], dict[int, int]]:
+        app, started = throttled_app()
+        async with running(app, eventbus.VirtualClock(start=T0)) as bus:
+            await bus.send([job(n, boost=b) for n, b in enumerate(boosts)])
+            await bus.settle(advance_time=True)
+            return started, start_seconds(bus)
+
+    started, seconds = anyio.run(scenario, backend=backend)
+    waiting = sorted(enumerate(boosts[2:], start=2), key=lambda item: -item[1])
+    assert started == [0, 1, *(n for n, _ in waiting)]
+    assert [seconds[n] for n in started] == [0, 0, *(60 * (i + 1) for i in range(len(waiting)))]
