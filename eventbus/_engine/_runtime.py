@@ -833,7 +833,6 @@ class Engine:
             function.throttle is not None
             and function.priority_run is not None
             and run._started_ms is None
-            and not run.journal
         )
 
     def _event_env(self, stored: StoredEvent) -> dict[str, Any]:
