@@ -7,6 +7,8 @@ import enum
 from typing import TYPE_CHECKING, Any
 
 from ._clock import ms_to_datetime
+from ._event import make_stored
+from ._function import FINISHED_EVENT, INVOKED_EVENT
 
 if TYPE_CHECKING:
     from ._event import StoredEvent
@@ -183,7 +185,8 @@ class Run:
         self._body_retry = False
         self._cancel_requested = False
         self._done_steps = 0  # journal records COMPLETED or FAILED
-        self._timers: set[int] = set()  # pending engine timers, cancelled when the run ends
+        #: Pending engine timers, cancelled when the run ends (None while there are none).
+        self._timers: set[int] | None = None
         self._scheduled = False  # queued or executing
         self._executing = False
         self._scope: Any = None  # the cancel scope of the execution under way
@@ -247,3 +250,37 @@ class Run:
             f"<Run fn={self.function.local_id!r} status={self.status.name}{steps} "
             f"attempts={self.attempts}{extra}>"
         )
+
+
+def finish_payload(run: Run) -> dict[str, Any]:
+    """The data every system event about the end of ``run`` shares (Inngest's fields)."""
+    events = [event.wire() for event in run.events]
+    payload = {
+        "function_id": run.function.id,
+        "run_id": run.run_id,
+        "event": events[0],
+        "events": events,
+        "_inngest": {"status": run.status.value},  # "Completed", "Failed", "Cancelled"
+    }
+    first = run.events[0]
+    if first.name == INVOKED_EVENT:
+        correlation_id = first.data.get("_inngest", {}).get("correlation_id")
+        if correlation_id is not None:
+            payload["correlation_id"] = correlation_id
+    return payload
+
+
+def finished_event(run: Run, internal_id: str) -> StoredEvent:
+    """The ``inngest/function.finished`` event of the ended ``run``, with the id it was
+    given as it ended: built whenever it is needed, it is the same event (received, and
+    dated, when the run ended)."""
+    payload = finish_payload(run)
+    if run.status is RunStatus.COMPLETED:
+        payload["result"] = run.output
+    else:
+        payload["error"] = run.error
+    ended = run._ended_ms
+    assert ended is not None, "only an ended run has a finished event"
+    return make_stored(
+        FINISHED_EVENT, payload, internal_id, ended, None, {}, internal_id, ended, False
+    )

@@ -1,8 +1,9 @@
 """The engine's timers: a heap of (due time, sequence, callback, run).
 
-Every timer belongs to a run (``run._timers`` holds its live sequence numbers) and dies
-with it. Cancelling marks a timer dead; dead timers are dropped lazily when they reach
-the top of the heap. No clock is read here: callers say what time it is.
+Every timer belongs to a run (``run._timers`` holds its live sequence numbers, None
+while it has none: most runs never set a timer) and dies with it. Cancelling marks a
+timer dead; dead timers are dropped lazily when they reach the top of the heap. No clock
+is read here: callers say what time it is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ class TimerOwner(Protocol):
     """What owns timers: a run, or a function's cron schedule (``_timers`` holds the
     sequence numbers of its live timers)."""
 
-    _timers: set[int]
+    _timers: set[int] | None
 
 
 class Timers:
@@ -34,19 +35,25 @@ class Timers:
         self._seq += 1
         seq = self._seq
         heapq.heappush(self._heap, (due_ms, seq, callback, run))
-        run._timers.add(seq)
+        owned = run._timers
+        if owned is None:
+            run._timers = {seq}
+        else:
+            owned.add(seq)
         return seq, self._heap[0][1] == seq
 
     def cancel(self, run: TimerOwner, seq: int) -> None:
-        if seq in run._timers:
-            run._timers.discard(seq)
+        owned = run._timers
+        if owned is not None and seq in owned:
+            owned.discard(seq)
             self._dead.add(seq)
 
     def cancel_all(self, run: TimerOwner) -> None:
         """Every timer of ``run`` (it has ended)."""
-        if run._timers:
-            self._dead.update(run._timers)
-            run._timers.clear()
+        owned = run._timers
+        if owned is not None:
+            self._dead.update(owned)
+            run._timers = None
 
     def next_due(self) -> int | None:
         """The due time of the earliest live timer (dead ones are dropped on the way)."""
@@ -66,7 +73,9 @@ class Timers:
             if seq in dead:
                 dead.discard(seq)
             else:
-                run._timers.discard(seq)
+                owned = run._timers
+                assert owned is not None  # a live timer is its owner's
+                owned.discard(seq)
                 yield callback
 
     def __len__(self) -> int:

@@ -53,6 +53,12 @@ class Store(Protocol):
     def add_event(self, stored: StoredEvent) -> None:
         """A new event (its dedup claim is already in ``dedup``)."""
 
+    def add_finished(self, internal_id: str, run: Run) -> None:
+        """The ``inngest/function.finished`` event of the ended ``run``, with the id
+        ``internal_id``, when nothing saw it as it was sent: build it now
+        (``eventbus._run.finished_event(run, internal_id)``) or when it is read; it must
+        then be the same event, in the same place among the others."""
+
     def add_run(self, run: Run) -> None:
         """A new run."""
 

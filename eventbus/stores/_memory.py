@@ -1,7 +1,10 @@
 """``MemoryStore``: the records of an engine, in memory (the default store).
 
 It holds the events, with the dedup index of their ids, and the runs with their
-journals, and bounds both: beyond ``retention`` the oldest events and finished runs are
+journals, and bounds both. The ``inngest/function.finished`` event of a run is kept as
+the run itself under the event's id until something reads it (see ``add_finished``):
+most are never read, and building each would cost more than the run did. Beyond
+retention beyond ``retention`` the oldest events and finished runs are
 pruned, in batches of an eighth of the retention so that the cost is amortized. An event
 an unfinished run still needs, and an unfinished run, are moved aside (never scanned
 again) instead, and dropped once they are done with.
@@ -17,13 +20,14 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from .._dedup import DedupIndex
+from .._run import Run, finished_event
 
 if TYPE_CHECKING:
     import anyio.abc
 
     from .._event import StoredEvent
     from .._function import Registry
-    from .._run import Run, RunStatus, StepRecord
+    from .._run import RunStatus, StepRecord
 
 
 def _internal_id(event: StoredEvent) -> str:
@@ -42,9 +46,12 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.dedup = DedupIndex()
-        self._events: dict[str, StoredEvent] = {}
+        #: Internal id -> the event; or the run whose finished event it is, until read.
+        self._events: dict[str, StoredEvent | Run] = {}
         self._runs: dict[str, Run] = {}
-        self._runs_by_event: dict[str, list[Run]] = {}
+        #: Internal id -> the run it started, or the runs when there are several (a
+        #: list for each event would be one more object for the collector to walk).
+        self._runs_by_event: dict[str, Run | list[Run]] = {}
         self._pins: dict[str, int] = {}
         # Arrival order, for pruning: popping the front of a dict is not O(1).
         self._event_order: deque[str] = deque()
@@ -182,6 +189,22 @@ class MemoryStore:
         if len(events) > self._prune_at:
             self._prune_events()
 
+    def add_finished(self, internal_id: str, run: Run) -> None:
+        """The ``inngest/function.finished`` event of the ended ``run``, minted as
+        ``internal_id``: kept as the run until it is read, then built once (see
+        :func:`eventbus._run.finished_event`). Nothing that reads the store can tell."""
+        events = self._events
+        events[internal_id] = run
+        self._event_order.append(internal_id)
+        if len(events) > self._prune_at:
+            self._prune_events()
+
+    def _event(self, internal_id: str, found: StoredEvent | Run) -> StoredEvent:
+        """The event ``found`` under ``internal_id`` stands for (built on first read)."""
+        if type(found) is Run:
+            found = self._events[internal_id] = finished_event(found, internal_id)
+        return found  # type: ignore[return-value]
+
     def _prune_events(self) -> None:
         events = self._events
         order = self._event_order
@@ -191,7 +214,7 @@ class MemoryStore:
             internal_id = order.popleft()
             stored = events.pop(internal_id)
             if internal_id in pins:
-                held[internal_id] = stored
+                held[internal_id] = self._event(internal_id, stored)
 
     def add_run(self, run: Run) -> None:
         self._runs[run.run_id] = run
@@ -202,9 +225,11 @@ class MemoryStore:
             pins[key] = pins.get(key, 0) + 1
             by_event = self._runs_by_event.get(key)
             if by_event is None:
-                self._runs_by_event[key] = [run]
-            else:
+                self._runs_by_event[key] = run
+            elif isinstance(by_event, list):
                 by_event.append(run)
+            else:
+                self._runs_by_event[key] = [by_event, run]
 
     def run_ended(self, run: Run) -> None:
         """``run`` has finished: its events may be pruned now, and so may it."""
@@ -237,23 +262,33 @@ class MemoryStore:
                 self._held_runs[run_id] = run
                 continue
             self._finished_runs -= 1
+            by_events = self._runs_by_event
             for event in run.events:
-                by_event = self._runs_by_event.get(event.internal_id)
-                if by_event is not None:
+                by_event = by_events.get(event.internal_id)
+                if by_event is run:
+                    del by_events[event.internal_id]
+                elif isinstance(by_event, list):
                     by_event.remove(run)
                     if not by_event:
-                        del self._runs_by_event[event.internal_id]
+                        del by_events[event.internal_id]
 
     # ------------------------------------------------------------------ reading
 
     def get_event(self, internal_id: str) -> StoredEvent | None:
         found = self._events.get(internal_id)
         if found is None:
-            found = self._held_events.get(internal_id)
-        return found
+            return self._held_events.get(internal_id)
+        return self._event(internal_id, found)
 
     def events(self, name: str | None = None) -> list[StoredEvent]:
-        events: list[StoredEvent] = list(self._events.values())
+        events: list[StoredEvent] = []
+        unread = []
+        for internal_id, found in self._events.items():
+            if type(found) is Run:
+                unread.append((len(events), internal_id, found))
+            events.append(found)  # type: ignore[arg-type]
+        for at, internal_id, run in unread:  # built after the walk: it assigns to _events
+            events[at] = self._event(internal_id, run)
         if self._held_events:
             # Ids from one generator sort in arrival order.
             events = sorted([*self._held_events.values(), *events], key=_internal_id)
@@ -275,7 +310,13 @@ class MemoryStore:
     ) -> list[Run]:
         source: list[Run]
         if event_id is not None:
-            source = list(self._runs_by_event.get(event_id, ()))
+            by_event = self._runs_by_event.get(event_id)
+            if by_event is None:
+                source = []
+            elif isinstance(by_event, list):
+                source = list(by_event)
+            else:
+                source = [by_event]
         else:
             source = list(self._runs.values())
             if self._held_runs or self._runs_reordered:

@@ -37,7 +37,7 @@ import anyio.abc
 from .._dedup import DEDUP_WINDOW_MS, DedupIndex
 from .._errors import EventbusError
 from .._event import make_stored
-from .._run import Run, RunStatus, StepRecord, StepStatus
+from .._run import Run, RunStatus, StepRecord, StepStatus, finished_event
 from ._memory import MemoryStore
 from ._thread import WorkerThread
 
@@ -427,6 +427,10 @@ class SqliteStore(MemoryStore):
         super().add_event(stored)
         self._new_events.append(stored)
         self._mark()
+
+    def add_finished(self, internal_id: str, run: Run) -> None:
+        """Built now: it is written with the next commit, like any event."""
+        self.add_event(finished_event(run, internal_id))
 
     def add_run(self, run: Run) -> None:
         super().add_run(run)
