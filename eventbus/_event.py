@@ -299,7 +299,8 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan
 def _check_object(value: object, field: str) -> tuple[dict[str, Any], int]:
     if value is None:
         return {}, 2
-    if not isinstance(value, Mapping):
+    # type() first: isinstance against an ABC costs more than the copy of a small dict.
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise EventValidationError(
             f"must be a mapping with string keys, got {type(value).__name__} {value!r}",
             field=field,

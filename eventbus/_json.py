@@ -148,10 +148,12 @@ def _fast(value: Any, depth: int) -> tuple[Any, int]:
         for key, item in value.items():
             if type(key) is not str:
                 raise _Unusual
-            _fast_text(key)
+            if not key.isascii():
+                _fast_text(key)
             item_kind = type(item)
             if item_kind is str:
-                _fast_text(item)
+                if not item.isascii():
+                    _fast_text(item)
                 copy[key] = item
                 size += 6 * (len(key) + len(item)) + 6
             elif item_kind is int and item.bit_length() <= _FLOAT_BITS:

@@ -79,7 +79,6 @@ from .._run import Run, RunStatus, StepRecord, StepStatus, finish_payload, finis
 from .._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
 from ..stores import MemoryStore, Store
 from ._machine import (
-    COMPLETE,
     FAIL,
     CancelAction,
     Decision,
@@ -122,6 +121,7 @@ _ENGINE: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
     "eventbus_engine", default=None
 )
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
+_FINISHED = (FINISHED_EVENT,)
 AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
 
@@ -1423,6 +1423,14 @@ class Engine:
                     )
                 ),
             )
+        backlog = len(self._ready)
+        if (
+            backlog <= BACKLOG_YIELD
+            and backlog < self.max_queued_runs
+            and not self.draining
+            and not self.durable
+        ):
+            return self.ingest(batch.decoded, batch.internal_ids)  # accept(), one await less
         return await self.accept(batch.decoded, batch.internal_ids)
 
     def send_batch_sync(self, batch: EventBatch) -> list[str]:
@@ -1678,8 +1686,10 @@ class Engine:
                 f"{type(exc).__name__}"
             )
             raise
-        if self._decide(run, execution, Outcome.RETURNED) is not COMPLETE:
-            return  # already ended, suspended all the same, or to end CANCELLED
+        # end_of_execution(..., RETURNED) without the facts object: COMPLETE unless it
+        # has ended already, was suspended all the same, or is to end CANCELLED.
+        if run.status.is_finished or execution.interrupted or run._cancel_requested:
+            return
         if function.serializer is not None and function.output_type is not None:
             try:
                 output = function.serializer.serialize(output, function.output_type)
@@ -2094,7 +2104,13 @@ class Engine:
         run when it is read: the same event, in the same place, for a fraction of the
         cost.
         """
-        names = announcements(run.status, system_run=run.events[0].name in _SYSTEM_NAMES)
+        if run.events[0].name in _SYSTEM_NAMES:
+            return
+        names = (
+            _FINISHED
+            if run.status is RunStatus.COMPLETED
+            else announcements(run.status, system_run=False)
+        )
         for name in names:
             if name == FINISHED_EVENT:
                 if (
