@@ -1,4 +1,4 @@
-"""Command line: ``python -m eventbus demo``."""
+"""Command line: ``python -m eventbus demo | serve | bench``."""
 
 from __future__ import annotations
 
@@ -67,13 +67,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep events and runs in this SQLite file (eventbus.stores.SqliteStore): a "
         "restarted server takes up every unfinished run",
     )
+    bench = commands.add_parser(
+        "bench",
+        help="compare fan-out throughput and latency with pyee, blinker and an anyio task "
+        "group on this machine (needs eventbus[bench])",
+    )
+    bench.add_argument("--backend", choices=("asyncio", "trio", "both"), default="both")
+    bench.add_argument(
+        "--handlers",
+        type=_widths,
+        default=(1, 10, 100),
+        help="handlers per event, comma-separated (default 1,10,100)",
+    )
+    bench.add_argument("--rounds", type=_positive, default=5, help="interleaved rounds (median)")
+    bench.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="events per round, as a fraction of 10,000 / 2,000 / 200 (1, 10, 100 handlers)",
+    )
+    bench.add_argument(
+        "--latency-samples",
+        type=int,
+        default=2000,
+        help="sends one at a time for the latency percentiles (0: skip them)",
+    )
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar on stderr (default: when it is a terminal)",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "bench":
+        from ._bench import main as bench_main
+
+        return bench_main(args)
     from ._demo import run_demo
 
     anyio.run(run_demo, backend=args.backend)
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(_positive(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of handler counts, like 1,10,100"
+        ) from None
 
 
 def load_client(target: str) -> Any:
