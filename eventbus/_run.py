@@ -140,6 +140,7 @@ class Run:
         "_due_ms",
         "_ended_ms",
         "_executing",
+        "_journal",
         "_lenders",
         "_lent",
         "_priority",
@@ -157,7 +158,6 @@ class Run:
         "events",
         "exception",
         "function",
-        "journal",
         "next_attempt",
         "output",
         "run_id",
@@ -178,8 +178,7 @@ class Run:
         self.attempts = 0
         self._started_ms: int | None = None
         self._ended_ms: int | None = None
-        #: Step records by journal id, in the order the steps first ran.
-        self.journal: dict[str, StepRecord] = {}
+        self._journal: dict[str, StepRecord] | None = None  # made on the first step
         #: The attempt number the next execution sees as ``ctx.attempt``.
         self.next_attempt = 0
         self._body_retry = False
@@ -208,9 +207,17 @@ class Run:
         self._priority: int | None = None
 
     @property
+    def journal(self) -> dict[str, StepRecord]:
+        """Step records by journal id, in the order the steps first ran."""
+        journal = self._journal
+        if journal is None:
+            journal = self._journal = {}
+        return journal
+
+    @property
     def steps(self) -> list[StepRecord]:
         """The journal: one record per step, in the order they first ran."""
-        return list(self.journal.values())
+        return [] if self._journal is None else list(self._journal.values())
 
     @property
     def function_id(self) -> str:
@@ -245,7 +252,7 @@ class Run:
             extra = f" output={self.output!r}"
             if len(extra) > 80:
                 extra = extra[:77] + "..."
-        steps = f" steps={len(self.journal)}" if self.journal else ""
+        steps = f" steps={len(self._journal)}" if self._journal else ""
         return (
             f"<Run fn={self.function.local_id!r} status={self.status.name}{steps} "
             f"attempts={self.attempts}{extra}>"
