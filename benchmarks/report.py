@@ -213,11 +213,59 @@ def flow_table(benches: list[dict[str, Any]]) -> list[str]:
     return lines + sorted(rows)
 
 
+def latency_table(benches: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| backend | eventbus p50 / p99 | task group | pyee | blinker | p50 vs pyee |",
+        "|---|---|---|---|---|---|",
+    ]
+    for bench in sorted(benches, key=lambda b: str(b.get("group"))):
+        info = bench["extra_info"]
+        if "latency_us" not in info:
+            continue
+        found = info["latency_us"]
+
+        def cell(name: str, found: dict[str, Any] = found) -> str:
+            if name not in found:
+                return "n/a"
+            return f"{found[name]['p50']:.1f} / {found[name]['p99']:.1f} µs"
+
+        ratio = "n/a"
+        if "pyee" in found:
+            ratio = f"{found['pyee']['p50'] / found['eventbus']['p50']:.2f}x"
+        lines.append(
+            f"| {info['backend']} | {cell('eventbus')} | {cell('anyio-taskgroup')} | "
+            f"{cell('pyee')} | {cell('blinker')} | {ratio} |"
+        )
+    return lines
+
+
+def memory_table(benches: list[dict[str, Any]]) -> list[str]:
+    lines = ["| measure | value |", "|---|---|"]
+    for bench in benches:
+        info = bench["extra_info"]
+        if "bytes_per_event_and_run" in info:
+            lines.append(
+                f"| memory per retained event and run (retention {info['retention']:,}; "
+                f"{info['events']:,} events and {info['runs']:,} runs held) | "
+                f"{info['bytes_per_event_and_run']:,} B |"
+            )
+        if "rss_growth_mib" in info:
+            lines.append(
+                f"| RSS growth over {info['beyond']:,} events beyond the retention | "
+                f"{info['rss_growth_mib']} MiB |"
+            )
+    return lines
+
+
 def main(argv: list[str]) -> int:
     path = Path(argv[0] if argv else ".benchmarks/latest.json")
     benches = load(path)
     print(f"Python {platform.python_version()} on {platform.machine()}, medians of one run.\n")
     print("\n".join(fanout_table(benches)))
+    print()
+    print("\n".join(latency_table(benches)))
+    print()
+    print("\n".join(memory_table(benches)))
     print()
     print("\n".join(dedup_table(benches)))
     print()
