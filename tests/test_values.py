@@ -31,6 +31,25 @@ def test_ulids_are_monotonic_and_encode_their_time(times: list[int]) -> None:
         assert decode_ulid_ms(ulid) == high
 
 
+@given(
+    start=st.integers(0, 2**40 - 1),
+    steps=st.lists(st.sampled_from(["same", "later", "carry"]), min_size=1, max_size=60),
+)
+def test_generated_ulids_are_the_encoding_of_time_and_counter(start: int, steps: list[str]) -> None:
+    """Each id is encode_ulid(ms, randomness) of the generator's state, whichever of its
+    parts changed (the encoded head of the low bits is reused until they carry)."""
+    gen = UlidGenerator()
+    ms = start
+    for step in steps:
+        if step == "later":
+            ms += 1
+        elif step == "carry":  # push the counter to just before a 1,024 boundary
+            gen.new(ms)
+            gen._low |= 1023
+        ulid = gen.new(ms)
+        assert ulid == encode_ulid(gen._last_ms, (gen._high << 40) | gen._low)
+
+
 def test_encode_ulid_layout() -> None:
     """encode_ulid writes 10 time characters and 16 random ones."""
     assert encode_ulid(0, 0) == "0" * 26
