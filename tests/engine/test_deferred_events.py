@@ -13,6 +13,7 @@ import pytest
 
 import eventbus
 import eventbus._ids
+import eventbus.testing
 from eventbus.server import create_app
 from tests.helpers import make_client, on
 
@@ -152,3 +153,47 @@ async def test_built_as_sent_when_something_can_see_it() -> None:
         (f_run,) = client.runs(function_id="test-app-f")
         assert audit_run.output == f_run.run_id
         assert held == []  # (the audit run, started by a system event, announces nothing)
+
+
+async def test_a_wait_for_a_finished_event_gets_it_as_sent() -> None:
+    """A run waiting for inngest/function.finished resumes with it; the event it got is
+    the one the history holds."""
+    client = make_client()
+
+    @client.create_function(fn_id="work", trigger=on("app/work"))
+    async def work(ctx: eventbus.Context) -> int:
+        return 41
+
+    @client.create_function(fn_id="watch", trigger=on("app/watch"))
+    async def watch(ctx: eventbus.Context) -> Any:
+        got = await ctx.step.wait_for_event(
+            "done", event=FINISHED, timeout=datetime.timedelta(minutes=1)
+        )
+        return None if got is None else {"id": got.id, "result": got.data["result"]}
+
+    async with client:
+        await client.send({"name": "app/watch"})
+        await client.settle()  # waiting now
+        await client.send({"name": "app/work"})
+        await client.settle()
+        (watched,) = client.runs(function_id="test-app-watch")
+        (finished,) = [
+            e for e in client.events(name=FINISHED) if e.data["function_id"] == "test-app-work"
+        ]
+        assert watched.output == {"id": finished.id, "result": 41}
+
+
+async def test_under_the_test_harness_every_event_is_built_as_sent() -> None:
+    """eventbus.testing records every event as it is sent (explain, assertions)."""
+    client = make_client()
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> int:
+        return 1
+
+    async with eventbus.testing.running(client) as bus:
+        (event_id,) = await bus.send({"name": "app/e"})
+        await bus.settle()
+        assert not any(isinstance(v, eventbus.Run) for v in bus.engine.store._events.values())  # type: ignore[attr-defined]
+        (finished,) = [e for e in bus.engine.events() if e.name == FINISHED]
+        assert finished.data["events"][0]["id"] == event_id
