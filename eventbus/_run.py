@@ -139,6 +139,7 @@ class Run:
         "_done_steps",
         "_due_ms",
         "_ended_ms",
+        "_events",
         "_executing",
         "_journal",
         "_lenders",
@@ -155,7 +156,6 @@ class Run:
         "attempts",
         "batch_id",
         "error",
-        "events",
         "exception",
         "function",
         "next_attempt",
@@ -167,7 +167,11 @@ class Run:
     def __init__(self, run_id: str, function: Function, events: tuple[StoredEvent, ...]) -> None:
         self.run_id = run_id
         self.function = function
-        self.events = events
+        # One event is held as itself: a tuple per run would be one more object that
+        # outlives it, for the cyclic collector to walk (most runs have one event).
+        self._events: StoredEvent | tuple[StoredEvent, ...] = (
+            events[0] if len(events) == 1 else events
+        )
         #: The id of the batch it runs (``batch_events=``), or None.
         self.batch_id: str | None = None
         self.status = RunStatus.QUEUED
@@ -230,9 +234,16 @@ class Run:
         return tuple(event.internal_id for event in self.events)
 
     @property
+    def events(self) -> tuple[StoredEvent, ...]:
+        """The events that started this run (one, or a batch's), in arrival order."""
+        events = self._events
+        return events if type(events) is tuple else (events,)  # type: ignore[return-value]
+
+    @property
     def event(self) -> StoredEvent:
         """The (first) event that started this run."""
-        return self.events[0]
+        events = self._events
+        return events[0] if type(events) is tuple else events  # type: ignore[return-value]
 
     @property
     def started_at(self) -> datetime.datetime | None:
@@ -269,7 +280,7 @@ def finish_payload(run: Run) -> dict[str, Any]:
         "events": events,
         "_inngest": {"status": run.status.value},  # "Completed", "Failed", "Cancelled"
     }
-    first = run.events[0]
+    first = run.event
     if first.name == INVOKED_EVENT:
         correlation_id = first.data.get("_inngest", {}).get("correlation_id")
         if correlation_id is not None:

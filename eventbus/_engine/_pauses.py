@@ -98,7 +98,7 @@ class Pauses:
             if any(e.internal_id == stored.internal_id for e in run.events):
                 continue  # a run's own triggering event never resumes it
             if pause.expression is not None and not pause.expression.matches(
-                {"event": run.events[0].expr_view(), "async": candidate, CLOCK_KEY: clock}
+                {"event": run.event.expr_view(), "async": candidate, CLOCK_KEY: clock}
             ):
                 continue
             decisions.append((pause, CANCEL if pause.cancels else RESUME, stored.wire()))

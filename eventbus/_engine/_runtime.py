@@ -494,11 +494,11 @@ class Engine:
             run._timers = None
             function = run.function
             if function.singleton is not None:
-                slot = self._singleton_slot(function, self._event_env(run.events[0]))
+                slot = self._singleton_slot(function, self._event_env(run.event))
                 if slot is not None:
                     self._singletons[slot] = run
                     run._singleton = slot
-            created = run.events[0].received_at_ms
+            created = run.event.received_at_ms
             if function.cancel or function.timeouts:
                 self._arm(run, created)
             timeouts = function.timeouts
@@ -533,7 +533,7 @@ class Engine:
             if plan.suspended:
                 continue
             if plan.due_ms is not None and self._prioritized_backlog(run):
-                slot = (function.id, self._throttle_key(function, self._event_env(run.events[0])))
+                slot = (function.id, self._throttle_key(function, self._event_env(run.event)))
                 self._wait_turn(run, slot, plan.due_ms)
             elif plan.due_ms is not None:
                 self._add_timer(run, plan.due_ms, functools.partial(self._enqueue, run))
@@ -760,7 +760,7 @@ class Engine:
                 # As Inngest: an executing step finishes first; it ends CANCELLED.
                 self.cancel_run(holder, interrupt=False)
                 if harness is not None:
-                    harness.decisions.setdefault(holder.events[0].internal_id, []).append(
+                    harness.decisions.setdefault(holder.event.internal_id, []).append(
                         (function.id, "cancelled by singleton", f"run {holder.run_id}")
                     )
         run = Run(self._ids.new(now), function, (stored,) if held is None else held)
@@ -1245,7 +1245,7 @@ class Engine:
                 key = ""
                 if compiled is not None:
                     if env is None:
-                        env = self._event_env(run.events[0])
+                        env = self._event_env(run.event)
                     key = rate_key(_throttle_value(compiled.evaluate(env)))
                 scope = function.id if rule.scope == "fn" else rule.scope
                 queue = f"{scope}\x00{key}"
@@ -1265,7 +1265,7 @@ class Engine:
             )
             key = queue.partition("\x00")[2]
             shown = f"key {key!r}" if key else "the function"
-            harness.decisions.setdefault(run.events[0].internal_id, []).append(
+            harness.decisions.setdefault(run.event.internal_id, []).append(
                 (
                     run.function.id,
                     "waiting for a concurrency slot",
@@ -1288,7 +1288,7 @@ class Engine:
             compiled = run.function.priority_run
             assert compiled is not None
             factor = run._priority = priority_factor(
-                compiled.evaluate(self._event_env(run.events[0]))
+                compiled.evaluate(self._event_env(run.event))
             )
         return factor
 
@@ -2104,7 +2104,7 @@ class Engine:
         run when it is read: the same event, in the same place, for a fraction of the
         cost.
         """
-        if run.events[0].name in _SYSTEM_NAMES:
+        if run.event.name in _SYSTEM_NAMES:
             return
         names = (
             _FINISHED
