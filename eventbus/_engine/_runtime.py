@@ -1287,9 +1287,7 @@ class Engine:
         if factor is None:
             compiled = run.function.priority_run
             assert compiled is not None
-            factor = run._priority = priority_factor(
-                compiled.evaluate(self._event_env(run.event))
-            )
+            factor = run._priority = priority_factor(compiled.evaluate(self._event_env(run.event)))
         return factor
 
     def _grant(self, granted: list[Run]) -> None:
