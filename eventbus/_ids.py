@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import random
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Two base32 characters for every 10-bit value: four lookups encode 40 bits.
@@ -24,6 +25,32 @@ def _encode(value: int, chars: int) -> str:
         out.append(CROCKFORD[value & 31])
         value >>= 5
     return "".join(reversed(out))
+
+
+#: Bumped in a forked child: its generators then reseed, so parent and child never mint
+#: from the same random state.
+_FORK_GENERATION = [0]
+if hasattr(os, "register_at_fork"):  # pragma: no branch - every POSIX Python has it
+    os.register_at_fork(
+        after_in_child=lambda: _FORK_GENERATION.__setitem__(0, _FORK_GENERATION[0] + 1)
+    )
+
+
+def _prefix_of(ms: int, high: int) -> str:
+    """The time (10 characters) and the high 40 random bits (8) of a ULID, two
+    characters per lookup."""
+    pairs = _PAIRS
+    return (
+        pairs[ms >> 40]
+        + pairs[(ms >> 30) & 1023]
+        + pairs[(ms >> 20) & 1023]
+        + pairs[(ms >> 10) & 1023]
+        + pairs[ms & 1023]
+        + pairs[high >> 30]
+        + pairs[(high >> 20) & 1023]
+        + pairs[(high >> 10) & 1023]
+        + pairs[high & 1023]
+    )
 
 
 def encode_ulid(ms: int, randomness: int) -> str:
@@ -70,13 +97,24 @@ def decode_ulid_ms(ulid: str) -> int:
 class UlidGenerator:
     """Mints monotonic ULIDs; one per engine (it is not shared across threads).
 
-    The first id of each millisecond gets fresh randomness; later ones in the same
-    millisecond increment it. All but the last two characters of an id change only once
+    The first id of each millisecond gets fresh randomness, from a generator seeded from
+    the OS once (a system call per millisecond would cost more than the id: the ids
+    need to be unique and unpredictable enough not to collide, not secret); later ones
+    in the same millisecond increment it. All but the last two characters of an id change only once
     in 1,024 increments, so they are kept encoded (``_head``) and each id is one lookup
     and one concatenation.
     """
 
-    __slots__ = ("_head", "_head_of", "_high", "_last_ms", "_low", "_prefix")
+    __slots__ = (
+        "_forks",
+        "_head",
+        "_head_of",
+        "_high",
+        "_last_ms",
+        "_low",
+        "_prefix",
+        "_random",
+    )
 
     def __init__(self) -> None:
         self._last_ms = -1
@@ -85,14 +123,19 @@ class UlidGenerator:
         self._low = 0
         self._head = ""  # the prefix and the low bits but the last 10, encoded
         self._head_of = -1  # ... for these low bits (``low >> 10``); -1: none yet
+        self._random = random.Random(os.urandom(32))
+        self._forks = _FORK_GENERATION[0]
 
     def _reseed(self, ms: int) -> None:
         self._last_ms = ms
-        random = int.from_bytes(os.urandom(10), "big")
-        self._high = random >> _LOW_BITS
+        if self._forks != _FORK_GENERATION[0]:  # a forked child: its own random state
+            self._forks = _FORK_GENERATION[0]
+            self._random = random.Random(os.urandom(32))
+        bits = self._random.getrandbits(80)
+        self._high = bits >> _LOW_BITS
         # Leave headroom so that increments within one millisecond rarely carry.
-        self._low = (random & _LOW_MASK) >> 1
-        self._prefix = _encode(ms, 10) + _encode(self._high, 8)
+        self._low = (bits & _LOW_MASK) >> 1
+        self._prefix = _prefix_of(ms, self._high)
         self._head_of = -1
 
     def new(self, now_ms: int) -> str:
@@ -107,7 +150,7 @@ class UlidGenerator:
                     self._reseed(self._last_ms + 1)
                     low = self._low
                 else:
-                    self._prefix = self._prefix[:10] + _encode(self._high, 8)
+                    self._prefix = _prefix_of(self._last_ms, self._high)
                     self._head_of = -1
                     low = 0
             self._low = low

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 
 import pytest
 from hypothesis import given
@@ -48,6 +49,25 @@ def test_generated_ulids_are_the_encoding_of_time_and_counter(start: int, steps:
             gen._low |= 1023
         ulid = gen.new(ms)
         assert ulid == encode_ulid(gen._last_ms, (gen._high << 40) | gen._low)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process.*fork:DeprecationWarning")
+def test_a_forked_child_mints_from_its_own_random_state() -> None:
+    """Parent and child reseed apart: the same millisecond gives different ids."""
+    gen = UlidGenerator()
+    gen.new(1)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        os.write(write, gen.new(10).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 26
+    assert gen.new(10) != child
 
 
 def test_encode_ulid_layout() -> None:
