@@ -102,11 +102,22 @@ def retry_or_fail(
     return Retry(backoff_ms(attempts - 1, rng) if delay_ms is None else delay_ms)
 
 
+def after_return(finished: bool, interrupted: bool, cancel_requested: bool) -> Decision:
+    """What a run does after its handler returned: COMPLETE, unless it has ended already,
+    was suspended all the same (a parallel step it started), or is to end CANCELLED at
+    this boundary (the runtime finishes the cancellation)."""
+    if finished or interrupted or cancel_requested:
+        return KEEP
+    return COMPLETE
+
+
 def end_of_execution(
     facts: RunFacts, outcome: Outcome, rng: random.Random, delay_ms: int | None = None
 ) -> Decision:
     """What a run does after an execution of its handler ended with ``outcome``
     (``delay_ms``: a RetryAfterError's delay, already clamped)."""
+    if outcome is Outcome.RETURNED:
+        return after_return(facts.finished, facts.interrupted, facts.cancel_requested)
     if outcome is Outcome.SUSPENDED or outcome is Outcome.CANCELLED or facts.finished:
         return KEEP
     if outcome is Outcome.ABORTED:
@@ -115,8 +126,6 @@ def end_of_execution(
         # Suspended all the same; or it ends CANCELLED at this boundary (the runtime
         # finishes the cancellation).
         return KEEP
-    if outcome is Outcome.RETURNED:
-        return COMPLETE
     if outcome is Outcome.FAILED:
         return FAIL
     return retry_or_fail(facts.attempts, facts.retries, delay_ms, rng)

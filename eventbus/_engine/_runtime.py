@@ -79,6 +79,7 @@ from .._run import Run, RunStatus, StepRecord, StepStatus, finish_payload, finis
 from .._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
 from ..stores import MemoryStore, Store
 from ._machine import (
+    COMPLETE,
     FAIL,
     CancelAction,
     Decision,
@@ -86,6 +87,7 @@ from ._machine import (
     Retry,
     RunFacts,
     TimeoutAction,
+    after_return,
     announcements,
     cancel,
     end_of_execution,
@@ -121,7 +123,6 @@ _ENGINE: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
     "eventbus_engine", default=None
 )
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
-_FINISHED = (FINISHED_EVENT,)
 AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
 
@@ -1421,14 +1422,6 @@ class Engine:
                     )
                 ),
             )
-        backlog = len(self._ready)
-        if (
-            backlog <= BACKLOG_YIELD
-            and backlog < self.max_queued_runs
-            and not self.draining
-            and not self.durable
-        ):
-            return self.ingest(batch.decoded, batch.internal_ids)  # accept(), one await less
         return await self.accept(batch.decoded, batch.internal_ids)
 
     def send_batch_sync(self, batch: EventBatch) -> list[str]:
@@ -1684,10 +1677,11 @@ class Engine:
                 f"{type(exc).__name__}"
             )
             raise
-        # end_of_execution(..., RETURNED) without the facts object: COMPLETE unless it
-        # has ended already, was suspended all the same, or is to end CANCELLED.
-        if run.status.is_finished or execution.interrupted or run._cancel_requested:
-            return
+        if (
+            after_return(run.status.is_finished, execution.interrupted, run._cancel_requested)
+            is not COMPLETE
+        ):
+            return  # already ended, suspended all the same, or to end CANCELLED
         if function.serializer is not None and function.output_type is not None:
             try:
                 output = function.serializer.serialize(output, function.output_type)
@@ -2102,29 +2096,22 @@ class Engine:
         run when it is read: the same event, in the same place, for a fraction of the
         cost.
         """
-        if run.event.name in _SYSTEM_NAMES:
-            return
-        names = (
-            _FINISHED
-            if run.status is RunStatus.COMPLETED
-            else announcements(run.status, system_run=False)
-        )
-        for name in names:
-            if name == FINISHED_EVENT:
-                if (
-                    self.defer_finished
-                    and self.harness is None
-                    and FINISHED_EVENT not in self._pauses.by_name
-                    and not self.registry.matching(FINISHED_EVENT)
-                ):
-                    self.store.add_finished(self._ids.new(now), run)
-                else:
-                    internal_id = self._ids.new(now)
-                    self._emit_stored(finished_event(run, internal_id))
-            else:
+        for name in announcements(run.status, system_run=run.event.name in _SYSTEM_NAMES):
+            if name != FINISHED_EVENT:
                 payload = finish_payload(run)
                 payload["error"] = run.error
                 self._emit(name, payload, now, event_id=run.run_id)  # its id is the run id
+                continue
+            internal_id = self._ids.new(now)
+            if (
+                self.defer_finished
+                and self.harness is None
+                and FINISHED_EVENT not in self._pauses.by_name
+                and not self.registry.matching(FINISHED_EVENT)
+            ):
+                self.store.add_finished(internal_id, run)
+            else:
+                self._emit_stored(finished_event(run, internal_id))
 
     # ------------------------------------------------------------------ records
 

@@ -20,6 +20,7 @@ from eventbus._engine._machine import (
     Retry,
     RunFacts,
     TimeoutAction,
+    after_return,
     announcements,
     cancel,
     end_of_execution,
@@ -35,6 +36,17 @@ RNG = random.Random(0)
 
 
 # ---------------------------------------------------------------- end of an execution
+
+
+@given(finished=st.booleans(), interrupted=st.booleans(), cancel_requested=st.booleans())
+def test_after_return_is_the_returned_outcome(
+    finished: bool, interrupted: bool, cancel_requested: bool
+) -> None:
+    """The runtime's cheap call for a returned handler decides as end_of_execution."""
+    facts = RunFacts(1, 3, finished, interrupted, cancel_requested)
+    expected = end_of_execution(facts, Outcome.RETURNED, RNG)
+    assert after_return(finished, interrupted, cancel_requested) is expected
+    assert expected is (KEEP if finished or interrupted or cancel_requested else COMPLETE)
 
 
 def test_a_returning_handler_completes_the_run() -> None:
