@@ -13,27 +13,24 @@ import os
 import random
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Two base32 characters for every 10-bit value: four lookups encode 40 bits.
+# Two base32 characters for every 10-bit value: a ULID is 13 lookups.
 _PAIRS = tuple(a + b for a in CROCKFORD for b in CROCKFORD)
 _LOW_BITS = 40
 _LOW_MASK = (1 << _LOW_BITS) - 1
 
 
-def _encode(value: int, chars: int) -> str:
-    out = []
-    for _ in range(chars):
-        out.append(CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
-
-
 #: Bumped in a forked child: its generators then reseed, so parent and child never mint
 #: from the same random state.
-_FORK_GENERATION = [0]
+_forks = 0
+
+
+def _forked() -> None:  # pragma: no cover - runs in the child only
+    global _forks
+    _forks += 1
+
+
 if hasattr(os, "register_at_fork"):  # pragma: no branch - every POSIX Python has it
-    os.register_at_fork(
-        after_in_child=lambda: _FORK_GENERATION.__setitem__(0, _FORK_GENERATION[0] + 1)
-    )
+    os.register_at_fork(after_in_child=_forked)
 
 
 def _prefix_of(ms: int, high: int) -> str:
@@ -55,7 +52,15 @@ def _prefix_of(ms: int, high: int) -> str:
 
 def encode_ulid(ms: int, randomness: int) -> str:
     """The ULID string for a millisecond timestamp and an 80-bit random part."""
-    return _encode(ms, 10) + _encode(randomness, 16)
+    low = randomness & _LOW_MASK
+    pairs = _PAIRS
+    return (
+        _prefix_of(ms, randomness >> _LOW_BITS)
+        + pairs[low >> 30]
+        + pairs[(low >> 20) & 1023]
+        + pairs[(low >> 10) & 1023]
+        + pairs[low & 1023]
+    )
 
 
 #: The request header the official SDKs send so that a retried request gets the same ids.
@@ -100,9 +105,9 @@ class UlidGenerator:
     The first id of each millisecond gets fresh randomness, from a generator seeded from
     the OS once (a system call per millisecond would cost more than the id: the ids
     need to be unique and unpredictable enough not to collide, not secret); later ones
-    in the same millisecond increment it. All but the last two characters of an id change only once
-    in 1,024 increments, so they are kept encoded (``_head``) and each id is one lookup
-    and one concatenation.
+    in the same millisecond increment it. All but the last two characters of an id
+    change only once in 1,024 increments, so they are kept encoded (``_head``) and each
+    id is one lookup and one concatenation.
     """
 
     __slots__ = (
@@ -124,12 +129,12 @@ class UlidGenerator:
         self._head = ""  # the prefix and the low bits but the last 10, encoded
         self._head_of = -1  # ... for these low bits (``low >> 10``); -1: none yet
         self._random = random.Random(os.urandom(32))
-        self._forks = _FORK_GENERATION[0]
+        self._forks = _forks
 
     def _reseed(self, ms: int) -> None:
         self._last_ms = ms
-        if self._forks != _FORK_GENERATION[0]:  # a forked child: its own random state
-            self._forks = _FORK_GENERATION[0]
+        if self._forks != _forks:  # a forked child: its own random state
+            self._forks = _forks
             self._random = random.Random(os.urandom(32))
         bits = self._random.getrandbits(80)
         self._high = bits >> _LOW_BITS
