@@ -1,13 +1,14 @@
 """``MemoryStore``: the records of an engine, in memory (the default store).
 
 It holds the events, with the dedup index of their ids, and the runs with their
-journals, and bounds both. The ``inngest/function.finished`` event of a run is kept as
-the run itself under the event's id until something reads it (see ``add_finished``):
-most are never read, and building each would cost more than the run did. Beyond
-retention beyond ``retention`` the oldest events and finished runs are
+journals, and bounds both: beyond ``retention`` the oldest events and finished runs are
 pruned, in batches of an eighth of the retention so that the cost is amortized. An event
 an unfinished run still needs, and an unfinished run, are moved aside (never scanned
 again) instead, and dropped once they are done with.
+
+The ``inngest/function.finished`` event of a run is kept as the run itself under the
+event's id until something reads it (see ``add_finished``): most are never read, and
+building each would cost more than the run did.
 
 A MemoryStore outlives an engine: an engine started over it again (``bus.restart()``)
 takes up its unfinished runs, as one over a :class:`~eventbus.stores.SqliteStore` does
