@@ -19,8 +19,7 @@ from typing import Any
 
 import anyio
 
-import eventbus
-from eventbus._bench import EVENT_NAME, event
+from eventbus._bench import run_eventbus
 
 HANDLERS = 10
 EVENTS = 2_000
@@ -43,30 +42,16 @@ PHASES = {
 }
 
 
-async def fan_out(handlers: int, events: int) -> None:
-    client = eventbus.Inngest("breakdown")
-
-    async def handler(ctx: eventbus.Context) -> None:
-        return None
-
-    for i in range(handlers):
-        client.create_function(fn_id=f"h{i}", trigger=eventbus.TriggerEvent(event=EVENT_NAME))(
-            handler
-        )
-    async with client:
-        for i in range(events):
-            await client.send(event(i))
-        await client.settle()
-
-
 def cpu_us_per_call(handlers: int, *, collector: bool = True) -> float:
+    """CPU µs of a round of EVENTS events to ``handlers`` functions, per call of a
+    round at HANDLERS (so that 0 handlers gives the events' share of such a call)."""
     samples = []
     for _ in range(ROUNDS):
         if not collector:
             gc.disable()
         try:
             start = time.process_time()
-            anyio.run(fan_out, handlers, EVENTS)
+            anyio.run(run_eventbus, handlers, EVENTS)
             samples.append(time.process_time() - start)
         finally:
             gc.enable()
@@ -78,7 +63,7 @@ def run_phases() -> dict[str, float]:
     profile = cProfile.Profile()
     gc.disable()
     try:
-        profile.runcall(anyio.run, fan_out, HANDLERS, EVENTS)
+        profile.runcall(anyio.run, run_eventbus, HANDLERS, EVENTS)
     finally:
         gc.enable()
     stats: Any = pstats.Stats(profile).stats
@@ -101,7 +86,7 @@ def run_phases() -> dict[str, float]:
 def main() -> int:
     total = cpu_us_per_call(HANDLERS)
     without_gc = cpu_us_per_call(HANDLERS, collector=False)
-    sends = _sends_only()
+    sends = cpu_us_per_call(0)
     runs = without_gc - sends
     print(f"| part | µs per handler call ({HANDLERS} handlers) |")
     print("|---|---|")
@@ -111,15 +96,6 @@ def main() -> int:
     for phase, share in run_phases().items():
         print(f"| run: {phase} | {runs * share:.2f} |")
     return 0
-
-
-def _sends_only() -> float:
-    samples = []
-    for _ in range(ROUNDS):
-        start = time.process_time()
-        anyio.run(fan_out, 0, EVENTS)
-        samples.append(time.process_time() - start)
-    return statistics.median(samples) / (EVENTS * HANDLERS) * 1e6
 
 
 if __name__ == "__main__":
