@@ -30,12 +30,19 @@ needs_inngest = pytest.mark.skipif(
 FINAL = {"Completed", "Failed", "Cancelled"}
 
 
-def free_port() -> int:
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports: all held open while they are picked, so
+    the OS cannot hand the same one out twice."""
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def wait_until(check: Any, what: str, seconds: float) -> Any:
@@ -60,9 +67,8 @@ class RealInngest:
 
         from eventbus.contrib.inngest import to_inngest
 
-        self.port = free_port()
+        self.port, app_port, gateway, gateway_grpc, executor_grpc = free_ports(5)
         self.base = f"http://127.0.0.1:{self.port}"
-        app_port = free_port()
         self.sdk = inngest.Inngest(
             app_id=client.app_id,
             is_production=False,
@@ -81,6 +87,8 @@ class RealInngest:
         self._app_thread.start()
         wait_until(lambda: self._app_server.started, "the app server", 20)
         assert INNGEST_BIN is not None
+        self.log_path = workdir / "inngest.log"
+        self._log = self.log_path.open("wb")
         self._process = subprocess.Popen(
             [
                 INNGEST_BIN,
@@ -95,17 +103,17 @@ class RealInngest:
                 "--tick",
                 "50",
                 "--connect-gateway-port",
-                str(free_port()),
+                str(gateway),
                 "--connect-gateway-grpc-port",
-                str(free_port()),
+                str(gateway_grpc),
                 "--connect-executor-grpc-port",
-                str(free_port()),
+                str(executor_grpc),
                 "-u",
                 f"http://127.0.0.1:{app_port}/api/inngest",
             ],
             cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         wait_until(self._healthy, "the Inngest dev server", 60)
         names = {f"{client.app_id}-{f.local_id}" for f in client.functions()}
@@ -137,7 +145,7 @@ class RealInngest:
         answer = httpx.post(f"{self.base}/e/key", json=event, timeout=10).json()
         return str(answer["ids"][0])
 
-    def runs(self, event_id: str, count: int = 1, seconds: float = 60) -> list[dict[str, Any]]:
+    def runs(self, event_id: str, count: int = 1, seconds: float = 120) -> list[dict[str, Any]]:
         """The event's runs (``status`` as in eventbus, ``output`` decoded), once ``count``
         of them have ended. Run ids come from /v1/events/{id}/runs, whose statuses the dev
         server can leave stale once polled early; statuses come from GraphQL."""
@@ -157,7 +165,10 @@ class RealInngest:
         try:
             return wait_until(ended, f"{count} run(s) of event {event_id} to end", seconds)  # type: ignore[no-any-return]
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; the server last answered {last[0]!r}"[:2000]) from None
+            answered = repr(last[0])[:1500]
+            raise AssertionError(
+                f"{exc}; the server last answered {answered}; its log ends:\n{self.log_tail()}"
+            ) from None
 
     def listed_runs(self, event_id: str) -> list[dict[str, Any]]:
         """The event's runs as listed now (possibly none; the dev server may list a run
@@ -167,7 +178,7 @@ class RealInngest:
         ).json()
         return list({r["run_id"]: r for r in answer.get("data") or []}.values())
 
-    def runs_any(self, event_id: str, seconds: float = 60) -> list[dict[str, Any]]:
+    def runs_any(self, event_id: str, seconds: float = 120) -> list[dict[str, Any]]:
         """Like :meth:`runs`, also for runs that end without an output (cancelled ones)."""
 
         def ended() -> list[dict[str, Any]] | None:
@@ -199,6 +210,12 @@ class RealInngest:
                 status = "Pending"  # not written yet: poll again
         return {"run_id": run_id, "status": status, "output": output}
 
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines the dev server printed, for a failure's message."""
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
     def close(self) -> None:
         self._process.terminate()
         try:
@@ -208,6 +225,7 @@ class RealInngest:
             self._process.wait()
         self._app_server.should_exit = True
         self._app_thread.join(timeout=10)
+        self._log.close()
 
 
 def real_inngest(
