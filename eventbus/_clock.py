@@ -46,8 +46,17 @@ class Clock(abc.ABC):
 class SystemClock(Clock):
     """The wall clock."""
 
+    def __init__(self) -> None:
+        self._last = 0
+
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        now = time.time_ns() // 1_000_000
+        if now == self._last:
+            # The same millisecond as the last reading: the same int object, so the
+            # events and runs of one millisecond share one timestamp in memory.
+            return self._last
+        self._last = now
+        return now
 
     def __repr__(self) -> str:
         return "SystemClock()"

@@ -171,13 +171,13 @@ class StoredEvent(Event):
     was received within 24 hours, so this one started no function run).
     """
 
-    __slots__ = ("_expr_view", "_wire", "deduplicated", "internal_id", "received_at_ms")
+    __slots__ = ("_views", "deduplicated", "internal_id", "received_at_ms")
 
     internal_id: str
     received_at_ms: int
     deduplicated: bool
-    _expr_view: dict[str, Any] | None
-    _wire: dict[str, Any] | None
+    #: (expr_view, wire) once either is computed (one slot: most events need neither).
+    _views: tuple[dict[str, Any] | None, dict[str, Any] | None] | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - guard
         raise TypeError("StoredEvent is made by the engine; create an eventbus.Event instead")
@@ -189,7 +189,8 @@ class StoredEvent(Event):
 
     def expr_view(self) -> dict[str, Any]:
         """The event as expressions see it: ``{name, data, user, id, ts[, v]}``."""
-        view: dict[str, Any] | None = self._expr_view
+        views = self._views
+        view = None if views is None else views[0]
         if view is None:
             view = {
                 "name": self.name,
@@ -200,7 +201,7 @@ class StoredEvent(Event):
             }
             if self.v:
                 view["v"] = self.v
-            _set_expr_view(self, view)
+            _set_views(self, (view, None if views is None else views[1]))
         return view
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,13 +211,14 @@ class StoredEvent(Event):
 
     def wire(self) -> dict[str, Any]:
         """The event as system events embed it (computed once; do not mutate)."""
-        wire: dict[str, Any] | None = self._wire
+        views = self._views
+        wire = None if views is None else views[1]
         if wire is None:
             wire = {"name": self.name, "data": self.data, "user": self.user, "id": self.id}
             wire["ts"] = self.ts
             if self.v is not None:
                 wire["v"] = self.v
-            _set_wire(self, wire)
+            _set_views(self, (None if views is None else views[0], wire))
         return wire
 
     def __repr__(self) -> str:
@@ -245,8 +247,7 @@ def _slot_setter(name: str) -> Any:
     _set_internal_id,
     _set_received_at_ms,
     _set_deduplicated,
-    _set_expr_view,
-    _set_wire,
+    _set_views,
 ) = map(
     _slot_setter,
     (
@@ -259,8 +260,7 @@ def _slot_setter(name: str) -> Any:
         "internal_id",
         "received_at_ms",
         "deduplicated",
-        "_expr_view",
-        "_wire",
+        "_views",
     ),
 )
 _new = object.__new__
@@ -288,8 +288,7 @@ def make_stored(
     _set_internal_id(stored, internal_id)
     _set_received_at_ms(stored, received_at_ms)
     _set_deduplicated(stored, deduplicated)
-    _set_expr_view(stored, None)
-    _set_wire(stored, None)
+    _set_views(stored, None)
     return stored
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._clock import ms_to_datetime
 from ._event import make_stored
@@ -124,6 +124,70 @@ class StepRecord:
         )
 
 
+T = TypeVar("T")
+
+
+class _Rare:
+    """The fields of a run that only some runs use (flow control, batches, failures),
+    made on the first write of one: most runs never need it, and a run record that
+    outlives the run is smaller without them."""
+
+    __slots__ = (
+        "_claims",
+        "_lenders",
+        "_lent",
+        "_priority",
+        "_retrying",
+        "_singleton",
+        "_slotted",
+        "batch_id",
+        "exception",
+    )
+
+    def __init__(self) -> None:
+        self.batch_id: str | None = None
+        self.exception: BaseException | None = None
+        self._retrying: set[str] | None = None
+        self._singleton: tuple[str, str] | None = None
+        self._claims: tuple[tuple[str, int], ...] | None = None
+        self._slotted = False
+        self._lent = False
+        self._lenders: Any = None
+        self._priority: int | None = None
+
+
+class _RareField(Generic[T]):
+    """A field of :class:`Run` kept in its ``_Rare`` part: reads give ``default`` while
+    the run has none, and writing the default makes none."""
+
+    def __init__(self, default: T) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self._get = _Rare.__dict__[name].__get__
+        self._set = _Rare.__dict__[name].__set__
+
+    @overload
+    def __get__(self, run: None, owner: type) -> _RareField[T]: ...
+    @overload
+    def __get__(self, run: Run, owner: type) -> T: ...
+    def __get__(self, run: Run | None, owner: type) -> T | _RareField[T]:
+        if run is None:
+            return self
+        rare = run._rare
+        return self.default if rare is None else self._get(rare)
+
+    def __set__(self, run: Run, value: T) -> None:
+        rare = run._rare
+        if rare is None:
+            if value is self.default:
+                return
+            rare = run._rare = _Rare()
+        self._set(rare, value)
+
+
 class Run:
     """One run of a function for an event.
 
@@ -135,34 +199,44 @@ class Run:
     __slots__ = (
         "_body_retry",
         "_cancel_requested",
-        "_claims",
         "_done_steps",
         "_due_ms",
         "_ended_ms",
         "_events",
         "_executing",
         "_journal",
-        "_lenders",
-        "_lent",
-        "_priority",
+        "_rare",
         "_rerun",
-        "_retrying",
         "_scheduled",
         "_scope",
-        "_singleton",
-        "_slotted",
         "_started_ms",
         "_timers",
         "attempts",
-        "batch_id",
         "error",
-        "exception",
         "function",
         "next_attempt",
         "output",
         "run_id",
         "status",
     )
+
+    #: The id of the batch it runs (``batch_events=``), or None.
+    batch_id = _RareField[str | None](None)
+    #: The exception that failed the run, when it failed in this process.
+    exception = _RareField[BaseException | None](None)
+    #: Steps awaiting a retry (the next execution targets them); None when none ever did.
+    _retrying = _RareField[set[str] | None](None)
+    #: (function id, key) of the singleton slot it holds, or None.
+    _singleton = _RareField[tuple[str, str] | None](None)
+    #: Concurrency: the slots its executions claim (queue key, limit), once known;
+    #: whether it holds them; whether a parallel step uses the execution's own slot,
+    #: and the parallel steps waiting for it.
+    _claims = _RareField[tuple[tuple[str, int], ...] | None](None)
+    _slotted = _RareField[bool](False)
+    _lent = _RareField[bool](False)
+    _lenders = _RareField[Any](None)
+    #: ``priority=``: its factor (seconds), once evaluated.
+    _priority = _RareField[int | None](None)
 
     def __init__(self, run_id: str, function: Function, events: tuple[StoredEvent, ...]) -> None:
         self.run_id = run_id
@@ -172,13 +246,10 @@ class Run:
         self._events: StoredEvent | tuple[StoredEvent, ...] = (
             events[0] if len(events) == 1 else events
         )
-        #: The id of the batch it runs (``batch_events=``), or None.
-        self.batch_id: str | None = None
+        self._rare: _Rare | None = None  # batch_id, exception, flow control: see _Rare
         self.status = RunStatus.QUEUED
         self.output: Any = None
         self.error: dict[str, Any] | None = None
-        #: The exception that failed the run, when it failed in this process.
-        self.exception: BaseException | None = None
         self.attempts = 0
         self._started_ms: int | None = None
         self._ended_ms: int | None = None
@@ -196,19 +267,6 @@ class Run:
         self._rerun = False
         #: When a timer is to queue it again (a retry's backoff, a future-dated event).
         self._due_ms: int | None = None
-        #: Steps awaiting a retry (the next execution targets them); None when none ever did.
-        self._retrying: set[str] | None = None
-        #: (function id, key) of the singleton slot it holds, or None.
-        self._singleton: tuple[str, str] | None = None
-        #: Concurrency: the slots its executions claim (queue key, limit), once known;
-        #: whether it holds them; whether a parallel step uses the execution's own slot,
-        #: and the parallel steps waiting for it.
-        self._claims: tuple[tuple[str, int], ...] | None = None
-        self._slotted = False
-        self._lent = False
-        self._lenders: Any = None
-        #: ``priority=``: its factor (seconds), once evaluated.
-        self._priority: int | None = None
 
     @property
     def journal(self) -> dict[str, StepRecord]:

@@ -503,7 +503,12 @@ class Step:
             await self._crash_point(harness, record, committed=True)
         if self._execution.hooks is not None:
             return await self._end(record, output, None, rerun=True)
-        if waves is None and self._run._slotted and engine.yield_slot(self._run):
+        if (
+            waves is None
+            and self._run._rare is not None
+            and self._run._slotted
+            and engine.yield_slot(self._run)
+        ):
             # Others wait for this run's concurrency slot: on Inngest each step is a
             # queue item of its own, so they go first; this run goes on after them.
             raise self._suspend()

@@ -765,7 +765,8 @@ class Engine:
                         (function.id, "cancelled by singleton", f"run {holder.run_id}")
                     )
         run = Run(self._ids.new(now), function, (stored,) if held is None else held)
-        run.batch_id = batch_id
+        if batch_id is not None:
+            run.batch_id = batch_id
         self._record_run(run)
         if slot is not None:
             self._singletons[slot] = run
@@ -1106,13 +1107,14 @@ class Engine:
         return run
 
     def _release_run(self, run: Run) -> None:
-        slot = run._singleton
-        if slot is not None and self._singletons.get(slot) is run:
-            del self._singletons[slot]
+        if run._rare is not None:
+            slot = run._singleton
+            if slot is not None and self._singletons.get(slot) is run:
+                del self._singletons[slot]
         if run.run_id in self._pauses.by_run:
             self._drop_pauses(run)
         self._timers.cancel_all(run)
-        if run._scheduled and not run._slotted and run.function.concurrency:
+        if run.function.concurrency and run._scheduled and not run._slotted:
             granted = self._slots.discard(run)
             if granted is not None:  # it was waiting for its slots: it waits no more
                 run._scheduled = False
@@ -1202,7 +1204,7 @@ class Engine:
                     run._executing = False
                     run._scheduled = False
                     run._scope = None
-                    if run._slotted:
+                    if run._rare is not None and run._slotted:
                         run._slotted = False
                         self._grant(self._slots.release(self._claims(run)))
                     self._active -= 1
@@ -1609,7 +1611,7 @@ class Engine:
             run._body_retry = False
         run.status = RunStatus.RUNNING
         execution = Execution(run._done_steps)
-        if run._retrying:
+        if run._rare is not None and run._retrying:
             execution.targets = set(run._retrying)
         events = run.events
         common = (events[0], list(events), run.run_id, run.next_attempt, function.id)
