@@ -1,4 +1,4 @@
-"""Command line: ``python -m eventbus demo | serve | bench``."""
+"""Command line: ``python -m eventbus demo | serve | bench | runs | events``."""
 
 from __future__ import annotations
 
@@ -99,7 +99,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="show a progress bar on stderr (default: when it is a terminal)",
     )
+    runs = commands.add_parser("runs", help="print the recent runs of a durable store (--db)")
+    runs.add_argument("--db", required=True, help="the SQLite file (eventbus.stores.SqliteStore)")
+    runs.add_argument("--limit", type=_positive, default=20, help="how many, newest first")
+    runs.add_argument("--function", default=None, help="only this function's (its id)")
+    runs.add_argument("--status", default=None, help="only runs in this status, like Failed")
+    runs.add_argument("--json", action="store_true", help="print them as JSON, one per line")
+    events = commands.add_parser("events", help="print the recent events of a durable store")
+    events.add_argument("--db", required=True, help="the SQLite file (eventbus.stores.SqliteStore)")
+    events.add_argument("--limit", type=_positive, default=20, help="how many, newest first")
+    events.add_argument("--name", default=None, help="only events of this name")
+    events.add_argument("--json", action="store_true", help="print them as JSON, one per line")
     args = parser.parse_args(argv)
+    if args.command in ("runs", "events"):
+        return _inspect(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "bench":
@@ -109,6 +122,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._demo import run_demo
 
     anyio.run(run_demo, backend=args.backend)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    """``runs`` / ``events``: a table (or JSON lines) on stdout; a clear message and exit
+    status 1 when the file cannot be read."""
+    import json
+
+    from . import EventbusError
+    from ._inspect import EVENT_COLUMNS, RUN_COLUMNS, read_events, read_runs, table
+
+    try:
+        if args.command == "runs":
+            rows = read_runs(
+                args.db, limit=args.limit, function_id=args.function, status=args.status
+            )
+            columns = RUN_COLUMNS
+        else:
+            rows = read_events(args.db, limit=args.limit, name=args.name)
+            columns = EVENT_COLUMNS
+    except EventbusError as exc:
+        print(f"python -m eventbus {args.command}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    elif rows:
+        print(table(rows, columns))
+    else:
+        print(f"no {args.command} in {args.db}")
     return 0
 
 

@@ -20,13 +20,14 @@ class RunLogger:
 
     As the SDK's logger: quiet while the execution replays steps that already ran (each
     line is logged once per run, not once per replay). A standard ``logging`` logger gets
-    ``run_id`` and ``function_id`` in ``extra``; any other logger-like object (structlog's,
-    say) gets the call as made. A logger that raises loses that line, never the run.
+    ``run_id``, ``function_id``, ``event_id`` and ``attempt`` in ``extra``; any other
+    logger-like object (structlog's, say) gets the call as made. A logger that raises
+    loses that line, never the run.
     """
 
     __slots__ = ("_base", "_execution", "_extra")
 
-    def __init__(self, base: Any, extra: dict[str, str], execution: Execution) -> None:
+    def __init__(self, base: Any, extra: dict[str, Any], execution: Execution) -> None:
         self._base = base
         self._extra = extra
         self._execution = execution
@@ -133,7 +134,12 @@ class _ContextBase:
         if self._logger is None:
             self._logger = RunLogger(
                 self._base_logger,
-                {"run_id": self.run_id, "function_id": self.function_id},
+                {
+                    "run_id": self.run_id,
+                    "function_id": self.function_id,
+                    "event_id": self.event.internal_id,
+                    "attempt": self.attempt,
+                },
                 self._execution,
             )
         return self._logger

@@ -127,6 +127,25 @@ AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
 
 
+def log_fields(
+    run: Run, *, step_id: str | None = None, attempt: int | None = None
+) -> dict[str, Any]:
+    """The ``extra`` of the engine's log records about ``run`` (structlog, JSON
+    formatters and log shippers read them as fields): ``run_id``, ``function_id`` and
+    ``event_id`` always, ``step_id`` and ``attempt`` (0-based, as ``ctx.attempt``) when
+    the record is about one."""
+    fields: dict[str, Any] = {
+        "run_id": run.run_id,
+        "function_id": run.function.id,
+        "event_id": run.event.internal_id,
+    }
+    if step_id is not None:
+        fields["step_id"] = step_id
+    if attempt is not None:
+        fields["attempt"] = attempt
+    return fields
+
+
 class _Pending:
     """What a debounce or a batch holds back for a function and key: since when, and its
     timer."""
@@ -1361,6 +1380,7 @@ class Engine:
             run.run_id,
             run.function.id,
             exc_info=exc,
+            extra=log_fields(run),
         )
         if not run.status.is_finished:
             self._fail(run, exc)
@@ -1770,6 +1790,7 @@ class Engine:
             record.error["name"],
             record.error["message"],
             delay / 1000,
+            extra=log_fields(run, step_id=record.id, attempt=record.attempts - 1),
         )
         run._due_ms = due = self.clock.now_ms() + delay
         if self.durable:
@@ -1951,7 +1972,9 @@ class Engine:
         }
         run._ended_ms = now = self.clock.now_ms()
         self._release_run(run)
-        self.log.info("run %s of %s was cancelled", run.run_id, run.function.id)
+        self.log.info(
+            "run %s of %s was cancelled", run.run_id, run.function.id, extra=log_fields(run)
+        )
         self._announce_end(run, now)
 
     def _add_pause(self, name: str, pause: Pause) -> None:
@@ -2060,6 +2083,7 @@ class Engine:
             type(exc).__name__,
             exc,
             delay / 1000,
+            extra=log_fields(run, attempt=run.attempts - 1),
         )
         run._due_ms = due = self.clock.now_ms() + delay
         self._add_timer(run, due, functools.partial(self._enqueue, run))
@@ -2086,6 +2110,7 @@ class Engine:
                 run.attempts,
                 run.error["name"],
                 run.error["message"],
+                extra=log_fields(run, attempt=run.attempts - 1 if run.attempts else None),
             )
         self._announce_end(run, now)
 

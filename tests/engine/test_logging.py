@@ -105,3 +105,74 @@ def test_set_logger_is_the_sdks() -> None:
     other = logging.getLogger("other")
     client.set_logger(other)
     assert client.logger is other
+
+
+async def test_the_engines_records_carry_the_run_step_and_attempt_as_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A step retry, a function retry, a failure and a cancellation each log a record
+    whose ``extra`` names the run, its function and event, and the step and attempt."""
+    client = make_client()
+    tries: dict[str, int] = {}
+
+    @client.create_function(fn_id="steps", retries=1, trigger=on("app/steps"))
+    async def steps(ctx: eventbus.Context) -> None:
+        def flaky() -> None:
+            tries["flaky"] = tries.get("flaky", 0) + 1
+            raise ConnectionError("down")
+
+        await ctx.step.run("call-api", flaky)
+
+    @client.create_function(fn_id="body", retries=1, trigger=on("app/body"))
+    async def body(ctx: eventbus.Context) -> None:
+        raise ValueError("bad")
+
+    @client.create_function(fn_id="slow", trigger=on("app/slow"))
+    async def slow(ctx: eventbus.Context) -> None:
+        await ctx.step.sleep("nap", "1h")
+
+    with caplog.at_level(logging.INFO, logger="eventbus"):
+        async with client:
+            (steps_event,) = await client.send({"name": "app/steps"})
+            await client.send({"name": "app/body"})
+            await client.settle(advance_time=True)
+            await client.send({"name": "app/slow"})
+            await client.settle()  # asleep: cancelled below, before the hour is up
+            (slow_run,) = client.runs(function_id="test-app-slow")
+            assert client.cancel(slow_run.run_id)
+            await client.settle()
+    runs = {run.function.local_id: run for run in client.runs()}
+    records = [r for r in caplog.records if r.name == "eventbus" and hasattr(r, "run_id")]
+    step_retry = [r for r in records if getattr(r, "step_id", None) == "call-api"]
+    assert [r.attempt for r in step_retry] == [0]  # type: ignore[attr-defined]
+    assert step_retry[0].run_id == runs["steps"].run_id  # type: ignore[attr-defined]
+    assert step_retry[0].event_id == steps_event  # type: ignore[attr-defined]
+    body_lines = [r for r in records if r.run_id == runs["body"].run_id]  # type: ignore[attr-defined]
+    assert [("retrying" in r.getMessage(), r.attempt) for r in body_lines] == [  # type: ignore[attr-defined]
+        (True, 0),
+        (False, 1),
+    ]
+    assert {r.function_id for r in body_lines} == {"test-app-body"}  # type: ignore[attr-defined]
+    (cancelled,) = [r for r in records if "cancelled" in r.getMessage()]
+    assert (cancelled.run_id, cancelled.function_id) == (  # type: ignore[attr-defined]
+        runs["slow"].run_id,
+        "test-app-slow",
+    )
+    assert not hasattr(cancelled, "attempt")
+
+
+async def test_ctx_logger_records_name_the_event_and_the_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = make_client(logger=logging.getLogger("my.app"))
+
+    @client.create_function(fn_id="f", trigger=on("app/e"))
+    async def f(ctx: eventbus.Context) -> None:
+        ctx.logger.info("hello")
+
+    with caplog.at_level(logging.INFO):
+        async with client:
+            (event_id,) = await client.send({"name": "app/e"})
+            await client.settle()
+    (record,) = [r for r in caplog.records if r.name == "my.app"]
+    assert (record.event_id, record.attempt) == (event_id, 0)  # type: ignore[attr-defined]
