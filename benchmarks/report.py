@@ -213,6 +213,27 @@ def flow_table(benches: list[dict[str, Any]]) -> list[str]:
     return lines + sorted(rows)
 
 
+def otel_table(benches: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| backend | tracer provider | µs per run not instrumented | instrumented "
+        "| overhead | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = []
+    for bench in benches:
+        info = bench["extra_info"]
+        if info.get("kind") != "otel":
+            continue
+        off = info["off_seconds"] / info["runs"] * 1e6
+        on = bench["stats"]["median"] / info["runs"] * 1e6
+        name = {"noop": "no-op", "sdk": "SDK, recording"}[info["mode"]]
+        rows.append(
+            f"| {info['backend']} | {name} | {off:.1f} | {on:.1f} | {on - off:+.1f} µs | "
+            f"{off / on:.2f}x |"
+        )
+    return lines + sorted(rows)
+
+
 def latency_table(benches: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| backend | eventbus p50 / p99 | task group | pyee | blinker | p50 vs pyee |",
@@ -278,6 +299,8 @@ def main(argv: list[str]) -> int:
     print("\n".join(store_tables(benches)))
     print()
     print("\n".join(flow_table(benches)))
+    print()
+    print("\n".join(otel_table(benches)))
     return 0
 
 

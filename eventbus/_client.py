@@ -173,6 +173,8 @@ class Inngest:
         self.request_timeout = request_timeout
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.logger = logger if logger is not None else logging.getLogger("eventbus")
+        #: eventbus.contrib.otel.instrument(client) sets it: engines started then trace.
+        self.tracing: Any = None
         self.max_request_bytes = _positive_int(max_request_bytes, "max_request_bytes")
         self.max_events_per_request = _positive_int(
             max_events_per_request, "max_events_per_request"
@@ -328,6 +330,7 @@ class Inngest:
             max_concurrency=self.max_concurrency,
             shutdown_timeout=self.shutdown_timeout,
             store=self.store if store is None else store,
+            tracing=self.tracing,
         )
 
     def _validate(self, events: object) -> EventBatch:

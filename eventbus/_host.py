@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._function import Function, Registry
     from ._harness import Harness
     from ._run import Run, StepRecord
+    from .contrib.otel import Tracing
 
 
 @runtime_checkable
@@ -41,6 +42,8 @@ class StepHost(Protocol):
     step_threads: anyio.CapacityLimiter
     #: Whether the engine has crashed (eventbus.testing): the step tools stop.
     crashed: bool
+    #: eventbus.contrib.otel's spans when the client is instrumented, or None.
+    tracing: Tracing | None
 
     def clamp_retry_after(self, delay_ms: int) -> int:
         """A RetryAfterError delay within Inngest's bounds."""

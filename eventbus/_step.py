@@ -430,45 +430,46 @@ class Step:
         record.attempts = attempt + 1
         if self._ctx is not None:
             self._ctx.attempt = attempt
+        tracing = engine.tracing
+        span = (
+            None
+            if tracing is None
+            else tracing.step_attempt(self._run, record, attempt, engine.clock.now_ms())
+        )
         token = _current_step.set(key)
         try:
             value = thunk()
             if inspect.isawaitable(value):
                 value = await value
-        except NonRetriableError as exc:
-            # As the SDK: it leaves the step as itself (a StepError fallback does not
-            # catch it) and, uncaught, fails the run.
+        except BaseException as exc:
             _current_step.reset(token)
-            self._fail(record, exc)
-            assert record.error is not None
-            record.error[_NON_RETRIABLE] = True
-            raise
-        except (UsageError, EventValidationError, StepError) as exc:
-            _current_step.reset(token)
-            raise await self._failed(record, exc) from exc
-        except RetryAfterError as exc:
-            _current_step.reset(token)
-            if record.attempts > retries:
+            if tracing is not None:
+                tracing.step_attempt_failed(self._run, record, exc, span, engine.clock.now_ms())
+            if isinstance(exc, NonRetriableError):
+                # As the SDK: it leaves the step as itself (a StepError fallback does
+                # not catch it) and, uncaught, fails the run.
+                self._fail(record, exc)
+                assert record.error is not None
+                record.error[_NON_RETRIABLE] = True
+                raise
+            if isinstance(exc, (UsageError, EventValidationError, StepError)):
                 raise await self._failed(record, exc) from exc
-            delay = exc.delay_ms(engine.clock.now_ms())
-            record.error = error_info(exc)
-            engine.retry_step(self._run, record, engine.clamp_retry_after(delay))
-            if self._execution.hooks is not None:
-                await self._end(record, None, exc, rerun=False, op="StepError")
-            raise self._suspend() from None
-        except Exception as exc:
-            _current_step.reset(token)
+            if not isinstance(exc, Exception):
+                raise
             if record.attempts > retries:
                 raise await self._failed(record, exc) from exc
             record.error = error_info(exc)
-            engine.retry_step(self._run, record, None)
+            if isinstance(exc, RetryAfterError):
+                delay: int | None = engine.clamp_retry_after(exc.delay_ms(engine.clock.now_ms()))
+            else:
+                delay = None
+            engine.retry_step(self._run, record, delay)
             if self._execution.hooks is not None:
                 await self._end(record, None, exc, rerun=False, op="StepError")
             raise self._suspend() from None
-        except BaseException:
-            _current_step.reset(token)
-            raise
         _current_step.reset(token)
+        if tracing is not None:
+            tracing.leave(span)
         harness = engine.harness
         if harness is not None and harness.crash_points:
             await self._crash_point(harness, record, committed=False)
@@ -551,6 +552,8 @@ class Step:
             self._ctx.attempt = 0
         if self._engine.durable:
             self._engine.touch(self._run, record)
+        if self._engine.tracing is not None:
+            self._engine.tracing.step_ended(self._run, record, record._ended_ms)
 
     def _fail(self, record: StepRecord, exc: BaseException) -> StepError:
         record.status = StepStatus.FAILED
@@ -562,6 +565,8 @@ class Step:
             self._ctx.attempt = 0
         if self._engine.durable:
             self._engine.touch(self._run, record)
+        if self._engine.tracing is not None:
+            self._engine.tracing.step_ended(self._run, record, record._ended_ms)
         return _step_error(record)
 
     # ------------------------------------------------------------------ tools

@@ -105,6 +105,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio depends 
 
 if TYPE_CHECKING:
     from .._event import EventBatch
+    from ..contrib.otel import Tracing
 
 MAX_IDLE_WORKERS = 8
 SYNC_THREADS = 40
@@ -274,8 +275,13 @@ class Engine:
         max_concurrency: int | None = None,
         shutdown_timeout: float = math.inf,
         store: Store | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.registry = registry
+        #: eventbus.contrib.otel's spans, when the client is instrumented.
+        self.tracing = tracing
+        #: The trace context of the send being ingested (tracing only).
+        self._trace_parent: Any = None
         #: Validates what a run sends (``step.send_event``) against the client's limits.
         self.validate = validate
         self.max_queued_runs = math.inf if max_queued_runs is None else max_queued_runs
@@ -596,43 +602,48 @@ class Engine:
             every_id = list(internal_ids)
             decoded, fresh_ids = self._unseen(decoded, every_id, now)
             given = iter(fresh_ids)
-        new_id = self._ids.new
-        seen = self.dedup.seen
-        store = self._store
-        cache = self.registry.cache
-        harness = self.harness
-        ids: list[str] = []
-        for raw in decoded:
-            internal_id = new_id(now) if given is None else next(given)
-            user_id = raw["id"]
-            data = raw["data"]
-            if "_inngest" in data:
-                del data["_inngest"]
-            duplicate = bool(user_id) and seen(user_id, now)
-            if harness is not None and user_id:
-                self._explain_dedup(harness, user_id, internal_id, duplicate)
-            stored = make_stored(
-                raw["name"],
-                data,
-                user_id or internal_id,
-                raw["ts"] or now,
-                raw["v"],
-                raw["user"],
-                internal_id,
-                now,
-                duplicate,
-            )
-            store(stored)
-            ids.append(internal_id)
-            if self._pauses:
-                self._match_pauses(stored)  # duplicates resume waits too, as on Inngest
-            if not duplicate:
-                if cache.get(stored.name) != () or harness is not None:
-                    self._fan_out(stored, now)
-            elif self.registry.holding:
-                # Batches and debounces take duplicates too: event ids do not dedup them.
-                self._fan_out(stored, now, duplicate=True)
-        return ids if internal_ids is None else every_id
+        if self.tracing is not None:
+            self._trace_parent = self.tracing.capture()  # the runs it starts go under it
+        try:
+            new_id = self._ids.new
+            seen = self.dedup.seen
+            store = self._store
+            cache = self.registry.cache
+            harness = self.harness
+            ids: list[str] = []
+            for raw in decoded:
+                internal_id = new_id(now) if given is None else next(given)
+                user_id = raw["id"]
+                data = raw["data"]
+                if "_inngest" in data:
+                    del data["_inngest"]
+                duplicate = bool(user_id) and seen(user_id, now)
+                if harness is not None and user_id:
+                    self._explain_dedup(harness, user_id, internal_id, duplicate)
+                stored = make_stored(
+                    raw["name"],
+                    data,
+                    user_id or internal_id,
+                    raw["ts"] or now,
+                    raw["v"],
+                    raw["user"],
+                    internal_id,
+                    now,
+                    duplicate,
+                )
+                store(stored)
+                ids.append(internal_id)
+                if self._pauses:
+                    self._match_pauses(stored)  # duplicates resume waits too, as on Inngest
+                if not duplicate:
+                    if cache.get(stored.name) != () or harness is not None:
+                        self._fan_out(stored, now)
+                elif self.registry.holding:
+                    # Batches and debounces take duplicates too: event ids do not dedup them.
+                    self._fan_out(stored, now, duplicate=True)
+            return ids if internal_ids is None else every_id
+        finally:
+            self._trace_parent = None
 
     def _unseen(
         self, decoded: Sequence[dict[str, Any]], internal_ids: list[str], now: int
@@ -787,6 +798,8 @@ class Engine:
         if batch_id is not None:
             run.batch_id = batch_id
         self._record_run(run)
+        if self.tracing is not None:
+            self.tracing.run_created(run, self._trace_parent)
         if slot is not None:
             self._singletons[slot] = run
             run._singleton = slot
@@ -1126,6 +1139,8 @@ class Engine:
         return run
 
     def _release_run(self, run: Run) -> None:
+        if self.tracing is not None:
+            self.tracing.run_ended(run, run._ended_ms or self.clock.now_ms())
         if run._rare is not None:
             slot = run._singleton
             if slot is not None and self._singletons.get(slot) is run:
@@ -1610,7 +1625,15 @@ class Engine:
             if run.status.is_finished:
                 return  # pragma: no cover - cancelled during the commit
         run._due_ms = None
-        await self._execute_once(run)
+        tracing = self.tracing
+        if tracing is None:
+            await self._execute_once(run)
+        else:
+            token = tracing.enter(run, self.clock.now_ms())  # its span is current
+            try:
+                await self._execute_once(run)
+            finally:
+                tracing.leave(token)
         if self.durable:
             self.store.touch(run)
         if run._cancel_requested and not run.status.is_finished:
@@ -1815,6 +1838,8 @@ class Engine:
         assert record.wake_ms is not None
         if self.durable:
             self.store.touch(run, record)
+        if self.tracing is not None:
+            self.tracing.step_suspended(run, record, {"sys.step.sleep.end": record.wake_ms})
         self._add_timer(run, record.wake_ms, functools.partial(self._end_sleep, run, record))
 
     def wait_step(
@@ -1824,6 +1849,11 @@ class Engine:
         run.status = RunStatus.WAITING
         if self.durable:
             self.store.touch(run, record)
+        if self.tracing is not None:
+            wait = {"sys.step.wait.event": name, "sys.step.wait.expires": record.wake_ms or 0}
+            if expression is not None:
+                wait["sys.step.wait.expr"] = expression.source
+            self.tracing.step_suspended(run, record, wait)
         pause = Pause(run, record, expression)
         self._add_pause(name, pause)
         assert record.wake_ms is not None
@@ -1843,6 +1873,15 @@ class Engine:
         until the target's ``inngest/function.finished`` arrives (or the timeout). A
         target that is rate limited fails the step, as on Inngest."""
         now = self.clock.now_ms()
+        if self.tracing is not None:
+            self.tracing.step_suspended(
+                run,
+                record,
+                {
+                    "sys.step.invoke.fn.id": target.id,
+                    "sys.step.invoke.expires": record.wake_ms or 0,
+                },
+            )
         data["_inngest"] = {
             "fn_id": target.id,
             "correlation_id": f"{run.run_id}.{record.id}",
@@ -1867,6 +1906,8 @@ class Engine:
             self._match_pauses(stored)
         invoked = Run(self._ids.new(now), target, (stored,))  # triggers are bypassed
         self._record_run(invoked)
+        if self.tracing is not None:
+            self.tracing.invoked(run, record.id, invoked)
         if target.cancel or target.timeouts:
             self._arm(invoked, now)
         due = now
@@ -2003,6 +2044,8 @@ class Engine:
         run._done_steps += 1
         if self.durable:
             self.store.touch(run, record)
+        if self.tracing is not None:
+            self.tracing.step_ended(run, record, record._ended_ms)
         self._wake_run(run)
 
     def _wake_run(self, run: Run) -> None:
