@@ -37,7 +37,7 @@ import random
 import sys
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -1442,25 +1442,31 @@ class Engine:
             await self.store.commit()  # ids returned only once the events and runs are in
         return ids
 
-    async def send_batch(self, batch: EventBatch) -> list[str]:
+    def send_batch(self, batch: EventBatch) -> Coroutine[Any, Any, list[str]]:
         """Accept a validated send from any task of any thread's event loop (a foreign
-        thread's send is carried to the engine's loop, never run on the wrong one)."""
+        thread's send is carried to the engine's loop, never run on the wrong one).
+
+        A plain function that returns the coroutine to await (``accept``'s, on the
+        engine's own thread): one coroutine less on every send."""
         if self._tg is None:
             raise EngineNotRunningError(
                 "this eventbus engine has stopped: send while it runs (inside "
                 "`async with client:` or `eventbus.testing.running(...)`)"
             )
         if threading.get_ident() != self._thread:
-            token = self._token
-            return cast(
-                "list[str]",
-                await anyio.to_thread.run_sync(
-                    lambda: anyio.from_thread.run(
-                        self.accept, batch.decoded, batch.internal_ids, token=token
-                    )
-                ),
-            )
-        return await self.accept(batch.decoded, batch.internal_ids)
+            return self._send_from_thread(batch)
+        return self.accept(batch.decoded, batch.internal_ids)
+
+    async def _send_from_thread(self, batch: EventBatch) -> list[str]:
+        token = self._token
+        return cast(
+            "list[str]",
+            await anyio.to_thread.run_sync(
+                lambda: anyio.from_thread.run(
+                    self.accept, batch.decoded, batch.internal_ids, token=token
+                )
+            ),
+        )
 
     def send_batch_sync(self, batch: EventBatch) -> list[str]:
         """Accept a validated send from synchronous code in another thread."""
