@@ -8,7 +8,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 import anyio
 import anyio.from_thread
 
-from ._clock import Clock, SystemClock
+from ._clock import Clock, SystemClock, datetime_to_ms
 from ._engine import Engine
 from ._errors import EngineNotRunningError, FunctionConfigError, UsageError
 from ._event import Event, EventBatch, StoredEvent, prepare_batch
 from ._function import Cancel, Function, Handler, Registry, Timeouts, TriggerEvent, make_function
+from ._ids import decode_ulid_ms
 from ._middleware import Hooks, MiddlewareSpec, check_middleware
 from ._options import (
     Batch,
@@ -37,6 +38,7 @@ from .stores import Store
 from .transports import InProcessTransport, Transport
 
 H = TypeVar("H", bound=Handler)
+T = TypeVar("T")
 
 #: Clients whose sends go to a test engine in this context (see eventbus.testing.running).
 ROUTES: contextvars.ContextVar[dict[Inngest, Engine] | None] = contextvars.ContextVar(
@@ -496,13 +498,74 @@ class Inngest:
         Returns False if the run had already ended; raises :class:`UsageError` for an
         unknown run id.
         """
+        return self._on_run(run_id, lambda engine, run: engine.cancel_run(run))
+
+    def _on_run(self, run_id: str, action: Callable[[Engine, Run], T]) -> T:
+        """``action(engine, run)`` for a known run, on the engine's thread."""
         engine = self._running_engine()
         run = engine.get_run(run_id)
         if run is None:
             raise UsageError(f"no run {run_id!r} is known to this client's engine")
         if engine.portal is not None and threading.get_ident() != engine._thread:
-            return engine.portal.call(engine.cancel_run, run)
-        return engine.cancel_run(run)
+            return engine.portal.call(action, engine, run)
+        return action(engine, run)
+
+    def rerun(self, run_id: str) -> Run:
+        """Start the ended run ``run_id`` over: a new run of its function with the same
+        events, from the first step (Inngest's rerun). Returns the new run, whose
+        ``rerun_of`` is ``run_id``. Event-id dedup, idempotency, rate limits, debounces,
+        batches and singletons do not apply to it (they decide when an event arrives);
+        concurrency, throttle, cancel rules and timeouts do.
+
+        Raises :class:`UsageError` for an unknown or unfinished run, or one whose events
+        are past the store's retention.
+        """
+        return self._on_run(run_id, lambda engine, run: engine.rerun_run(run))
+
+    def replay(
+        self,
+        function_id: str,
+        *,
+        since: datetime.datetime | None = None,
+        until: datetime.datetime | None = None,
+        statuses: Collection[RunStatus] = (RunStatus.FAILED, RunStatus.CANCELLED),
+    ) -> list[Run]:
+        """Rerun, as :meth:`rerun` does, every run of ``function_id`` (its full id or
+        its id within the app) that ended in one of ``statuses`` (failed or cancelled by
+        default) and was queued in ``[since, until)`` (aware datetimes on the client's
+        clock; None: no bound), oldest first, as Inngest's Replay does. Runs whose events
+        are past the retention are skipped. Returns the new runs."""
+        if not statuses or not all(s.is_finished for s in statuses):
+            raise UsageError(
+                f"replay(statuses=...) takes ended statuses (Completed, Failed, Cancelled), "
+                f"got {list(statuses)!r}"
+            )
+        for name, bound in (("since", since), ("until", until)):
+            if bound is not None and (
+                not isinstance(bound, datetime.datetime) or bound.tzinfo is None
+            ):
+                raise UsageError(f"replay({name}=...) takes an aware datetime, got {bound!r}")
+        engine = self._running_engine()
+        full_id = (
+            function_id
+            if function_id in self._registry.functions
+            else (f"{self.app_id}-{function_id}")
+        )
+        if full_id not in self._registry.functions:
+            raise UsageError(f"this client has no function {function_id!r}")
+        low = None if since is None else datetime_to_ms(since)
+        high = None if until is None else datetime_to_ms(until)
+        chosen = [
+            run
+            for run in engine.runs(full_id)
+            if run.status in statuses
+            and (low is None or decode_ulid_ms(run.run_id) >= low)
+            and (high is None or decode_ulid_ms(run.run_id) < high)
+            and all(engine.get_event(e.internal_id) is not None for e in run.events)
+        ]
+        if engine.portal is not None and threading.get_ident() != engine._thread:
+            return engine.portal.call(lambda: [engine.rerun_run(run) for run in chosen])
+        return [engine.rerun_run(run) for run in chosen]
 
     def get_event(self, event_id: str) -> StoredEvent | None:
         """The stored event with this id (as returned by ``send``), or None."""

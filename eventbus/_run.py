@@ -142,10 +142,12 @@ class _Rare:
         "_slotted",
         "batch_id",
         "exception",
+        "rerun_of",
     )
 
     def __init__(self) -> None:
         self.batch_id: str | None = None
+        self.rerun_of: str | None = None
         self.exception: BaseException | None = None
         self._retrying: set[str] | None = None
         self._singleton: tuple[str, str] | None = None
@@ -224,6 +226,8 @@ class Run:
     batch_id = _RareField[str | None](None)
     #: The exception that failed the run, when it failed in this process.
     exception = _RareField[BaseException | None](None)
+    #: The id of the run this one reruns (``client.rerun``, ``client.replay``), or None.
+    rerun_of = _RareField[str | None](None)
     #: Steps awaiting a retry (the next execution targets them); None when none ever did.
     _retrying = _RareField[set[str] | None](None)
     #: (function id, key) of the singleton slot it holds, or None.

@@ -1990,6 +1990,49 @@ class Engine:
     def _finish_timeout(self, run: Run) -> None:
         self.cancel_run(run)
 
+    def rerun_run(self, run: Run) -> Run:
+        """A new run of ``run``'s function with the same events, from the start (a fresh
+        journal), as Inngest's rerun: what decides at an event's arrival (event-id dedup,
+        idempotency, rate limits, debounces, batches, singletons) does not apply to it;
+        what governs a run does (concurrency, throttle, cancel rules, timeouts)."""
+        if not run.status.is_finished:
+            raise UsageError(
+                f"run {run.run_id} is {run.status.value}: only an ended run can be rerun "
+                "(cancel it first to start it over)"
+            )
+        if run.function.id not in self.registry.functions:
+            raise UsageError(
+                f"run {run.run_id} is of {run.function.id!r}, which this client no longer has"
+            )
+        missing = [e.internal_id for e in run.events if self.store.get_event(e.internal_id) is None]
+        if missing:
+            raise UsageError(
+                f"the events of run {run.run_id} ({', '.join(missing)}) are past the store's "
+                "retention: send them again to start a new run"
+            )
+        now = self.clock.now_ms()
+        function = self.registry.functions[run.function.id]
+        new = Run(self._ids.new(now), function, run.events)
+        new.batch_id = run.batch_id
+        new.rerun_of = run.run_id
+        self._record_run(new)
+        if self.harness is not None:
+            self.harness.decisions.setdefault(run.event.internal_id, []).append(
+                (function.id, "started run", f"{new.run_id} (a rerun of {run.run_id})")
+            )
+        if function.cancel or function.timeouts:
+            self._arm(new, now)
+        due = now
+        if function.throttle is not None:
+            due = self._throttled(
+                function, self._throttle_key(function, self._event_env(new.event)), now
+            )
+        if due > now:
+            self._queue_at(new, due)
+        else:
+            self._enqueue(new)
+        return new
+
     def cancel_run(self, run: Run, *, interrupt: bool = True) -> bool:
         """Cancel ``run``; returns False if it had already ended.
 

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from .._step import _OPCODES  # each kind of step as Inngest's opcode (sys.step.opcode)
+
 if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
 
@@ -40,14 +42,6 @@ __all__ = ["Tracing", "instrument", "uninstrument"]
 
 #: Inngest's run status codes (sys.function.status.code).
 _STATUS_CODES = {"Running": 200, "Completed": 300, "Failed": 400, "Cancelled": 500}
-#: Our step kinds as Inngest's opcodes (sys.step.opcode) and span names.
-_OPCODES = {
-    "run": "StepRun",
-    "send_event": "StepRun",
-    "sleep": "Sleep",
-    "wait_for_event": "WaitForEvent",
-    "invoke": "InvokeFunction",
-}
 #: Span names of the steps a run suspends in, as Inngest's.
 _SUSPENDED_NAMES = {"sleep": "sleep", "wait_for_event": "wait", "invoke": "invoke"}
 

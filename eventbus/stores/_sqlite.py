@@ -162,6 +162,8 @@ def _run_body(run: Run) -> str:
     }
     if run.batch_id is not None:
         body["batch"] = run.batch_id
+    if run.rerun_of is not None:
+        body["rerun_of"] = run.rerun_of
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -400,6 +402,7 @@ class SqliteStore(MemoryStore):
             run._done_steps = raw["done_steps"]
             run._due_ms = raw["due"]
             run.batch_id = raw.get("batch")
+            run.rerun_of = raw.get("rerun_of")
             for record in steps.get(run_id, ()):
                 run.journal[record.id] = record
             MemoryStore.add_run(self, run)
