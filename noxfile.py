@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typing docs bench demo``."""
+"""Developer sessions: ``nox -s tests lint typing docs bench demo screenshots``."""
 
 from __future__ import annotations
 
@@ -62,3 +62,17 @@ def demo(session: nox.Session) -> None:
     """The storefront demo."""
     session.install("-e", ".")
     session.run("python", "-m", "eventbus", "demo")
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """The dev UI's screenshots in docs/ui/, taken by its browser test (needs chromium)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/server/test_ui_browser.py",
+        "--no-cov",
+        env={"EVENTBUS_UI_SCREENSHOTS": "docs/ui"},
+    )

@@ -7,6 +7,9 @@
   are configured and the key is missing or unknown (keys are compared in constant time;
   the path is URL-decoded once, by the server).
 * ``GET /health``
+* ``/ui``: the dev UI (see eventbus.server._ui): events, runs and their step timelines,
+  functions; a form to send a test event, and cancel, rerun and replay. With event keys
+  or a signing key configured it asks for one of them (HTTP Basic auth, as the password).
 * ``GET /v1/events`` (``name``, ``limit``), ``GET /v1/events/{id}``,
   ``GET /v1/events/{id}/runs``, ``GET /v1/runs/{run_id}``, in ``{"data", "metadata"}``;
   with a signing key they need ``Authorization: Bearer <key>``, as Inngest's REST API.
@@ -19,21 +22,27 @@ within ``body_timeout`` seconds (408 otherwise).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
+import html
 import json
 import urllib.parse
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._client import Inngest
-from .._errors import EngineNotRunningError, EventValidationError
+from .._errors import EngineNotRunningError, EventbusError, EventValidationError
 from .._event import StoredEvent, prepare_batch
 from .._ids import seeded_ulids
 from .._run import Run
+from ._ui import DevUI, parse_form
+
+if TYPE_CHECKING:
+    from .._engine import Engine
 
 __all__ = ("create_app",)
 
@@ -42,6 +51,14 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+Header = tuple[bytes, bytes]
+#: The dev UI's pages run only their own inline script and style, load nothing else and
+#: post forms only to this server.
+_UI_CSP = (
+    b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 DEFAULT_MAX_BODY_BYTES = 512 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
@@ -292,6 +309,152 @@ def create_app(
         else:
             await reply(send, 404, {"error": f"no route GET {path}"})
 
+    ui = DevUI(client)
+    ui_secrets = tuple(
+        value
+        for value in (
+            *(() if keys is None else keys),
+            *(() if signing_key is None else (signing_key.encode(),)),
+        )
+    )
+
+    def ui_authorized(scope: Scope) -> bool:
+        if not ui_secrets:
+            return True
+        value = header(scope, b"authorization")
+        if value is None:
+            return False
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        _, _, password = decoded.partition(":")
+        return _matches(password.encode("utf-8", "surrogatepass"), ui_secrets)
+
+    async def page(send: Send, status: int, text: str, extra: Sequence[Header] = ()) -> None:
+        body = text.encode("utf-8", "replace")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", _UI_CSP),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def see_other(send: Send, location: str) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    async def serve_ui(scope: Scope, receive: Receive, send: Send) -> None:
+        if not ui_authorized(scope):
+            await page(
+                send,
+                401,
+                "<!doctype html><p>This eventbus dev UI needs the server's signing key or "
+                "one of its event keys, as the password (any user name).</p>",
+                [(b"www-authenticate", b'Basic realm="eventbus", charset="UTF-8"')],
+            )
+            return
+        method, path = scope["method"], scope["path"]
+        parts = [p for p in path.split("/") if p][1:]
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode())
+        try:
+            engine = client.engine
+        except Exception:
+            engine = None
+        if engine is None or not engine.running:
+            await page(send, 503, "<!doctype html><p>The engine is not running.</p>")
+            return
+        if method == "POST":
+            try:
+                with anyio.fail_after(body_timeout):
+                    form = parse_form(await read_body(receive))
+            except (TimeoutError, _BadRequest) as exc:
+                await page(send, 400, f"<!doctype html><p>{html.escape(str(exc))}</p>")
+                return
+            if not hmac.compare_digest(form.get("csrf", "").encode(), ui.csrf.encode()):
+                await page(send, 403, "<!doctype html><p>This form is stale: reload the page.</p>")
+                return
+            await ui_action(send, engine, parts, form)
+            return
+        if method != "GET":
+            await page(send, 405, f"<!doctype html><p>no route {html.escape(method)}</p>")
+            return
+        first = query.get
+
+        if not parts:
+            await see_other(send, "/ui/events")
+        elif parts == ["events"]:
+            await page(send, 200, ui.events_page(engine, first("name", [None])[0]))
+        elif len(parts) == 2 and parts[0] == "events" and engine.get_event(parts[1]):
+            event = engine.get_event(parts[1])
+            assert event is not None
+            await page(send, 200, ui.event_page(engine, event))
+        elif parts == ["runs"]:
+            await page(
+                send,
+                200,
+                ui.runs_page(engine, first("status", [None])[0], first("function", [None])[0]),
+            )
+        elif len(parts) == 2 and parts[0] == "runs" and engine.get_run(parts[1]):
+            run = engine.get_run(parts[1])
+            assert run is not None
+            await page(send, 200, ui.run_page(engine, run))
+        elif parts == ["functions"]:
+            await page(send, 200, ui.functions_page())
+        elif parts == ["send"]:
+            await page(send, 200, ui.send_page())
+        else:
+            await page(send, 404, f"<!doctype html><p>Nothing at {html.escape(path)}.</p>")
+
+    async def ui_action(send: Send, engine: Engine, parts: list[str], form: dict[str, str]) -> None:
+        if parts == ["send"]:
+            event_id, error_page = await ui.send_event(form)
+            if event_id is None:
+                await page(send, 400, error_page)
+            else:
+                await see_other(send, f"/ui/events/{urllib.parse.quote(event_id, safe='')}")
+            return
+        if parts == ["replay"]:
+            try:
+                ui.replay(form)
+            except EventbusError as exc:
+                await page(send, 400, f"<!doctype html><p>{html.escape(str(exc))}</p>")
+                return
+            await see_other(send, "/ui/runs")
+            return
+        run = engine.get_run(parts[1]) if len(parts) == 3 and parts[0] == "runs" else None
+        if run is None or parts[2] not in ("cancel", "rerun"):
+            await page(send, 404, "<!doctype html><p>No such action.</p>")
+            return
+        try:
+            if parts[2] == "cancel":
+                client.cancel(run.run_id)
+                target = run
+            else:
+                target = client.rerun(run.run_id)
+        except EventbusError as exc:
+            await page(send, 409, ui.run_page(engine, run, error=str(exc)))
+            return
+        await see_other(send, f"/ui/runs/{urllib.parse.quote(target.run_id, safe='')}")
+
     async def lifespan(receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] != "lifespan.startup":  # pragma: no cover - protocol guard
@@ -314,7 +477,9 @@ def create_app(
             return
         method = scope["method"]
         path = scope["path"]  # already URL-decoded once by the server, as ASGI says
-        if method == "POST" and path.startswith("/e/"):
+        if path == "/ui" or path.startswith("/ui/"):
+            await serve_ui(scope, receive, send)
+        elif method == "POST" and path.startswith("/e/"):
             await post_events(scope, path[3:], receive, send)
         elif method == "GET" and path == "/health":
             await reply(send, 200, {"status": 200, "message": "OK"})
