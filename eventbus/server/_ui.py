@@ -15,7 +15,7 @@ import secrets
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from .._errors import EventbusError
+from .._errors import EventbusError, UsageError
 from .._event import prepare_batch
 from .._run import RunStatus, StepStatus
 
@@ -319,7 +319,10 @@ class DevUI:
                 + self._action(
                     "/ui/replay",
                     "Replay failed and cancelled runs",
-                    f'<input type=hidden name=function value="{_e(function.id)}">',
+                    f'<input type=hidden name=function value="{_e(function.id)}">'
+                    "queued from <input type=datetime-local name=since step=1> "
+                    "until <input type=datetime-local name=until step=1> (UTC; empty: "
+                    "any time) ",
                 )
                 + "</td></tr>"
             )
@@ -362,7 +365,20 @@ class DevUI:
         return event_id, ""
 
     def replay(self, form: dict[str, str]) -> list[Run]:
-        return self.client.replay(form.get("function", ""))
+        """The replay form: a function's failed and cancelled runs queued in the range."""
+        bounds: dict[str, datetime.datetime | None] = {}
+        for name in ("since", "until"):
+            text = form.get(name, "").strip()
+            try:
+                value = datetime.datetime.fromisoformat(text) if text else None
+            except ValueError:
+                raise UsageError(f"{name} {text!r} is not a date and time") from None
+            if value is not None and value.tzinfo is None:
+                value = value.replace(tzinfo=datetime.timezone.utc)
+            bounds[name] = value
+        return self.client.replay(
+            form.get("function", ""), since=bounds["since"], until=bounds["until"]
+        )
 
 
 def parse_form(body: bytes) -> dict[str, str]:

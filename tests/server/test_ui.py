@@ -4,7 +4,9 @@ renders what the engine holds, and the forms send, cancel, rerun and replay."""
 from __future__ import annotations
 
 import base64
+import datetime
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,9 +14,12 @@ import pytest
 
 import eventbus
 from eventbus.server import create_app
+from eventbus.stores import SqliteStore
 from tests.helpers import make_client, on
 
 pytestmark = pytest.mark.anyio
+
+T0 = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def shop(**options: Any) -> tuple[eventbus.Inngest, httpx.AsyncClient]:
@@ -219,3 +224,45 @@ async def test_what_else_the_pages_explain_and_refuse() -> None:
         too_big = await http.post("/ui/send", content=b"x" * 1000)
         assert too_big.status_code == 400
         assert (await http.put("/ui/events")).status_code == 405
+
+
+async def test_replay_takes_a_time_range_and_the_ui_reads_a_durable_store(
+    tmp_path: Path,
+) -> None:
+    clock = eventbus.VirtualClock(T0)
+    client = eventbus.Inngest("shop", clock=clock, store=SqliteStore(tmp_path / "ui.db"))
+    broken = [True]
+
+    @client.create_function(fn_id="charge", retries=0, trigger=on("shop/paid"))
+    async def charge(ctx: eventbus.Context) -> str:
+        if broken[0]:
+            raise ConnectionError("down")
+        return "ok"
+
+    app = create_app(client)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    async with client, http:
+        await client.send({"name": "shop/paid", "data": {"n": 1}})
+        await client.settle()
+        clock.advance(datetime.timedelta(hours=2))
+        await client.send({"name": "shop/paid", "data": {"n": 2}})
+        await client.settle()
+        broken[0] = False
+        functions = (await http.get("/ui/functions")).text
+        assert "datetime-local" in functions
+        token = csrf_of(functions)
+        since = (T0 + datetime.timedelta(hours=1)).replace(tzinfo=None).isoformat()
+        answer = await http.post(
+            "/ui/replay", data={"csrf": token, "function": "shop-charge", "since": since}
+        )
+        assert answer.status_code == 303
+        await client.settle()
+        replayed = [r for r in client.runs() if r.rerun_of is not None]
+        assert [r.event.data["n"] for r in replayed] == [2]
+        bad = await http.post(
+            "/ui/replay", data={"csrf": token, "function": "shop-charge", "until": "soon"}
+        )
+        assert bad.status_code == 400
+        assert "is not a date and time" in bad.text
+        runs = (await http.get("/ui/runs")).text
+        assert runs.count("shop-charge</td>") == 3
