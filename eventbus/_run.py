@@ -79,6 +79,7 @@ class StepRecord:
         "attempts",
         "error",
         "id",
+        "input",
         "kind",
         "output",
         "status",
@@ -93,6 +94,9 @@ class StepRecord:
         self.attempts = 0
         self.output: Any = None
         self.error: dict[str, Any] | None = None
+        #: ``step.run``'s arguments as JSON (``[args, kwargs]``) when it was given any
+        #: (and they are JSON), for the dev UI and the store; None otherwise.
+        self.input: Any = None
         self.wake_ms: int | None = None
         #: What a wait_for_event step waits for: (event name, if expression or None).
         self.wait_for: tuple[str, str | None] | None = None

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 MAX_STEPS = 1000
+#: The largest step input (step.run's arguments, as JSON) kept in its record.
+MAX_INPUT_BYTES = 64 * 1024
 MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 MAX_SLEEP_MS = 366 * 86_400_000
 MAX_INVOKE_MS = 365 * 86_400_000  # Inngest's default invoke timeout: one year
@@ -187,6 +189,16 @@ class Execution:
     @property
     def replaying(self) -> bool:
         return self.consumed < self.memos
+
+
+def _recorded_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``step.run``'s arguments as ``[args, kwargs]`` in JSON, or None if they are not
+    JSON or are too large to keep beside the output."""
+    try:
+        encoded = encode_output([list(args), kwargs])
+    except OutputError:
+        return None
+    return None if len(encoded) > MAX_INPUT_BYTES else decode_output(encoded)
 
 
 async def _wave(kind: str) -> None:
@@ -404,7 +416,13 @@ class Step:
             self._engine.rerun(self._run)  # run again at once, from the top
         raise self._suspend()
 
-    async def _execute(self, key: str, kind: str, thunk: Callable[[], Any]) -> Any:
+    async def _execute(
+        self,
+        key: str,
+        kind: str,
+        thunk: Callable[[], Any],
+        given: tuple[tuple[Any, ...], dict[str, Any]] | None = None,
+    ) -> Any:
         if self._engine.crashed:  # a sync handler's thread, abandoned by a crash, goes on
             raise EngineNotRunningError("the engine crashed (eventbus.testing): no more steps")
         record = self._run.journal.get(key)
@@ -422,6 +440,8 @@ class Step:
             await waves.arrive("run")
         if record is None:
             record = self._new_record(key, kind)
+            if given is not None:
+                record.input = _recorded_input(*given)
         engine = self._engine
         if waves is not None and self._run._slotted:
             thunk = engine.branch_gate(self._run, thunk)  # one concurrency slot per step
@@ -603,7 +623,9 @@ class Step:
         key = self._key(step_id)
         harness = self._engine.harness
         if harness is None:
-            return await self._execute(key, "run", lambda: fn(*args, **kwargs))  # type: ignore[no-any-return]
+            return await self._execute(  # type: ignore[no-any-return]
+                key, "run", lambda: fn(*args, **kwargs), (args, kwargs) if args or kwargs else None
+            )
         mocked, mock = harness.mock_for(self._run.function.id, key)
         if mocked:
             target: Callable[..., Any] = mock if callable(mock) else (lambda *a, **k: mock)
@@ -643,7 +665,7 @@ class Step:
 
             return awaited()
 
-        result = await self._execute(key, "run", call)
+        result = await self._execute(key, "run", call, (args, kwargs) if args or kwargs else None)
         if last[0] >= 0:
             harness.step_calls[last[0]]["result"] = result
         return result  # type: ignore[no-any-return]

@@ -257,7 +257,8 @@ class DevUI:
             "<h3>Steps</h3>"
             + (
                 "<table><tr><th>Step</th><th>Kind</th><th>Status</th><th>Attempts</th>"
-                f"<th>Started</th><th>Ended</th><th>Output or error</th></tr>{steps}</table>"
+                "<th>Started</th><th>Ended</th><th>Input</th><th>Output or error</th></tr>"
+                f"{steps}</table>"
                 if steps
                 else "<p class=note>no steps</p>"
             )
@@ -282,11 +283,12 @@ class DevUI:
             detail += f"<span class=note>{what} until {_when(until)}</span>"
         if record.wait_for is not None:
             detail += f"<span class=note>for {_e(record.wait_for[0])}</span>"
+        given = "" if record.input is None else f"<pre>{_json(record.input)}</pre>"
         return (
             f"<tr><td>{_e(record.id)}</td><td>{_e(record.kind)}</td>"
             f"<td>{_status(record.status.value)}</td><td>{record.attempts}</td>"
             f"<td>{_when(record.started_at)}</td><td>{_when(record.ended_at)}</td>"
-            f"<td>{detail}</td></tr>"
+            f"<td>{given}</td><td>{detail}</td></tr>"
         )
 
     def functions_page(self) -> str:

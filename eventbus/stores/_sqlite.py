@@ -202,6 +202,7 @@ def _step_body(record: StepRecord) -> str:
             "ended": record._ended_ms,
             "wake": record.wake_ms,
             "wait_for": record.wait_for,
+            "input": record.input,
         },
         separators=(",", ":"),
         ensure_ascii=False,
@@ -220,6 +221,7 @@ def _step_from(step_id: str, body: str) -> StepRecord:
     wait_for = raw.get("wait_for")
     record.wait_for = None if wait_for is None else (wait_for[0], wait_for[1])
     record._pos = raw.get("pos", 0)
+    record.input = raw.get("input")
     return record
 
 

@@ -537,3 +537,31 @@ async def test_a_step_that_disappears_on_replay_is_reported() -> None:
     assert run.error["name"] == "StepUnexpectedError"
     assert run.error["message"] == 'found step "other" when targeting a different step'
     assert [s.id for s in run.steps] == ["flaky"]
+
+
+async def test_step_run_records_its_arguments_as_input() -> None:
+    """A step given arguments keeps them (as JSON) in its record, for the dev UI; one
+    given none, or arguments that are not JSON or too large, keeps none."""
+    client = make_client()
+
+    class Opaque:
+        pass
+
+    @client.create_function(fn_id="inputs", trigger=on("app/in"))
+    async def inputs(ctx: eventbus.Context) -> None:
+        await ctx.step.run("plain", lambda: 1)
+        await ctx.step.run("given", lambda n, unit: n, 3, unit=("kg",))
+        await ctx.step.run("opaque", lambda o: None, Opaque())
+        await ctx.step.run("huge", lambda s: None, "x" * 70_000)
+
+    async with client:
+        await client.send({"name": "app/in"})
+        await client.settle()
+    (run,) = client.runs()
+    recorded = {record.id: record.input for record in run.steps}
+    assert recorded == {
+        "plain": None,
+        "given": [[3], {"unit": ["kg"]}],
+        "opaque": None,
+        "huge": None,
+    }

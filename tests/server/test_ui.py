@@ -28,7 +28,7 @@ def shop(**options: Any) -> tuple[eventbus.Inngest, httpx.AsyncClient]:
 
     @client.create_function(fn_id="receipt", trigger=on("shop/paid", "event.data.cents > 0"))
     async def receipt(ctx: eventbus.Context) -> dict[str, Any]:
-        pdf = await ctx.step.run("render", lambda: f"r-{ctx.event.data['cents']}.pdf")
+        pdf = await ctx.step.run("render", lambda cents: f"r-{cents}.pdf", ctx.event.data["cents"])
         return {"pdf": pdf}
 
     @client.create_function(fn_id="charge", retries=0, trigger=on("shop/paid"))
@@ -86,6 +86,8 @@ async def test_pages_show_events_runs_steps_and_functions() -> None:
         receipt = (await http.get(f"/ui/runs/{runs['receipt'].run_id}")).text
         assert "render" in receipt
         assert "r-250.pdf" in receipt
+        assert "<th>Input</th>" in receipt
+        assert "250\n  ],\n  {}" in receipt  # the step's arguments, [[250], {}]
         assert "inngest/function.finished" in receipt  # the system events it sent
         failed = (await http.get(f"/ui/runs/{runs['charge'].run_id}")).text
         assert "&lt;the bank&gt; is down" in failed  # escaped, never raw HTML

@@ -503,3 +503,26 @@ async def test_a_new_file_has_the_schema_a_migrated_one_has(tmp_path: Path) -> N
         async with app.client:
             pass
     assert schema(migrated) == schema(new)
+
+
+async def test_a_steps_input_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "in.db"
+    clock = eventbus.VirtualClock(T0)
+
+    def app() -> eventbus.Inngest:
+        client = eventbus.Inngest("shop", clock=clock, store=SqliteStore(path))
+
+        @client.create_function(fn_id="f", trigger=eventbus.TriggerEvent(event="shop/in"))
+        async def f(ctx: eventbus.Context) -> int:
+            return await ctx.step.run("add", lambda a, b: a + b, 2, b=3)
+
+        return client
+
+    first = app()
+    async with first:
+        await first.send({"name": "shop/in"})
+        await first.settle()
+    second = app()
+    async with second:
+        (run,) = second.runs()
+    assert [record.input for record in run.steps] == [[[2], {"b": 3}]]
