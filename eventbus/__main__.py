@@ -208,6 +208,8 @@ def _serve(args: argparse.Namespace) -> int:  # pragma: no cover - tested in a c
         limit_concurrency=args.limit_concurrency or None,
         shutdown_timeout=args.shutdown_timeout,
     )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"eventbus: the dev UI is at http://{host}:{args.port}/ui", file=sys.stderr)
     try:
         server.run()  # after a graceful stop uvicorn re-raises the signal it caught
     except KeyboardInterrupt:

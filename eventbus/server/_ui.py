@@ -190,7 +190,19 @@ class DevUI:
         ]
         if expressions:
             return "its trigger expression was not true: " + " | ".join(expressions)
-        return "held by its flow control (batch, debounce, rate limit, idempotency, singleton)"
+        held = [
+            name
+            for name, option in (
+                ("batch_events", function.batch),
+                ("debounce", function.debounce),
+                ("rate_limit or idempotency", function.rate_limit),
+                ("singleton", function.singleton),
+            )
+            if option is not None
+        ]
+        if held:
+            return f"its flow control holds or skips events: {', '.join(held)}"
+        return "not started: its run was pruned"  # pragma: no cover - pruned before the event
 
     def runs_page(self, engine: Engine, status: str | None, function_id: str | None) -> str:
         wanted = None
@@ -304,7 +316,7 @@ class DevUI:
                 for name, value in (
                     ("concurrency", function.concurrency),
                     ("throttle", function.throttle),
-                    ("rate_limit", function.rate_limit),
+                    ("rate_limit or idempotency", function.rate_limit),
                     ("debounce", function.debounce),
                     ("singleton", function.singleton),
                     ("batch_events", function.batch),

@@ -216,7 +216,7 @@ async def test_what_else_the_pages_explain_and_refuse() -> None:
         (again,) = await client.send({"name": "app/e", "id": "same"})
         await client.settle()
         held = (await http.get(f"/ui/events/{first}")).text
-        assert "held by its flow control" in held
+        assert "its flow control holds or skips events: debounce" in held
         duplicate = (await http.get(f"/ui/events/{again}")).text
         assert "deduplicated: an event with this id arrived within 24 hours" in duplicate
         (waiting,) = client.runs(function_id="test-app-once")
