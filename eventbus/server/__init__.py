@@ -60,6 +60,14 @@ _UI_CSP = (
     b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
+_JSON = b"application/json"
+_UI_HEADERS: tuple[Header, ...] = (
+    (b"content-type", b"text/html; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", _UI_CSP),
+)
+
 DEFAULT_MAX_BODY_BYTES = 512 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
 DISCARD_LIMIT = 16 * 1024 * 1024
@@ -153,6 +161,18 @@ def _encode_reply(payload: Any) -> bytes:
         return json.dumps(payload, separators=(",", ":")).encode()
 
 
+async def respond(send: Send, status: int, body: bytes, headers: Sequence[Header]) -> None:
+    """One whole response: ``headers`` and a content-length, then ``body``."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(
     client: Inngest,
     *,
@@ -182,18 +202,7 @@ def create_app(
         return scheme.lower() == "bearer" and signing.admits(token.strip())
 
     async def reply(send: Send, status: int, payload: Any) -> None:
-        body = _encode_reply(payload)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, status, _encode_reply(payload), [(b"content-type", _JSON)])
 
     async def read_body(receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -335,32 +344,10 @@ def create_app(
         return _matches(password.encode("utf-8", "surrogatepass"), ui_secrets)
 
     async def page(send: Send, status: int, text: str, extra: Sequence[Header] = ()) -> None:
-        body = text.encode("utf-8", "replace")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"text/html; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"content-security-policy", _UI_CSP),
-                    *extra,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, status, text.encode("utf-8", "replace"), [*_UI_HEADERS, *extra])
 
     async def see_other(send: Send, location: str) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 303,
-                "headers": [(b"location", location.encode()), (b"content-length", b"0")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
+        await respond(send, 303, b"", [(b"location", location.encode())])
 
     async def serve_ui(scope: Scope, receive: Receive, send: Send) -> None:
         if not ui_authorized(scope):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -26,34 +28,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def uvicorn_serving(app: Any, *, lifespan: str = "off") -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a thread; yields its origin.
+    (With ``lifespan="on"`` the app runs the engine in the server's loop.)"""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:  # startup is a real process event: wait for it, bounded
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
 @pytest.fixture
 def served() -> Iterator[tuple[eventbus.Inngest, str]]:
     """An app's engine in a background thread (`with client:`), served by uvicorn."""
-    import uvicorn
-
     client = eventbus.Inngest("loop", event_retention=50_000)
 
     @client.create_function(fn_id="count", trigger=eventbus.TriggerEvent(event="load/*"))
     async def count(ctx: eventbus.Context) -> int:
         return int(ctx.event.data["n"])
 
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(client), host="127.0.0.1", port=port, lifespan="off", log_level="error"
-    )
-    server = uvicorn.Server(config)
-    with client:
-        thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:  # startup is a real process event: wait for it, bounded
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        try:
-            yield client, f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+    with client, uvicorn_serving(create_app(client)) as origin:
+        yield client, origin
 
 
 def test_the_official_sdk_sends_to_eventbus(served: tuple[eventbus.Inngest, str]) -> None:

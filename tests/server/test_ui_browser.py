@@ -8,10 +8,8 @@ Skipped without Playwright or a Chromium executable (``$EVENTBUS_CHROMIUM``, els
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 
 import eventbus
 from eventbus.server import create_app
-from tests.server.test_loopback import free_port
+from tests.server.test_loopback import uvicorn_serving
 
 CHROMIUM = os.environ.get("EVENTBUS_CHROMIUM") or shutil.which("chromium")
 try:
@@ -50,8 +48,6 @@ WAIT_MS = 15_000
 
 @pytest.fixture
 def served() -> Iterator[tuple[eventbus.Inngest, str]]:
-    import uvicorn
-
     client = eventbus.Inngest("shop")
 
     @client.create_function(fn_id="remind", trigger=eventbus.TriggerEvent(event="shop/cart"))
@@ -60,20 +56,8 @@ def served() -> Iterator[tuple[eventbus.Inngest, str]]:
         await ctx.step.sleep("a-day", "1d")
         return "reminded"
 
-    port = free_port()
-    config = uvicorn.Config(create_app(client), host="127.0.0.1", port=port, log_level="error")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:  # a real server starting: wait for it, bounded
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield client, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with uvicorn_serving(create_app(client), lifespan="on") as origin:
+        yield client, origin
 
 
 def test_a_browser_sends_watches_cancels_and_reruns(
