@@ -177,6 +177,9 @@ class Inngest:
         self.logger = logger if logger is not None else logging.getLogger("eventbus")
         #: eventbus.contrib.otel.instrument(client) sets it: engines started then trace.
         self.tracing: Any = None
+        #: The dev UI (eventbus.server.create_app) sets it: engines started then keep
+        #: the decisions of this many of the newest events, for its event pages.
+        self.explain_events: int | None = None
         self.max_request_bytes = _positive_int(max_request_bytes, "max_request_bytes")
         self.max_events_per_request = _positive_int(
             max_events_per_request, "max_events_per_request"
@@ -333,6 +336,7 @@ class Inngest:
             shutdown_timeout=self.shutdown_timeout,
             store=self.store if store is None else store,
             tracing=self.tracing,
+            explain_events=self.explain_events,
         )
 
     def _validate(self, events: object) -> EventBatch:

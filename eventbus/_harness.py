@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,3 +52,42 @@ class Harness:
         if (function_id, base) in mocks:
             return True, mocks[function_id, base]
         return False, None
+
+
+Entry = tuple[str, str, str]
+
+
+class Explain:
+    """What the engine decided for each event, per function (``bus.explain``, the dev
+    UI): ``decisions`` by event internal id, and the first event seen with each user id.
+
+    Under eventbus.testing it shares the harness's dicts (a test keeps everything);
+    with ``limit`` (the dev UI) it keeps the decisions of the newest ``limit`` events.
+    """
+
+    __slots__ = ("decisions", "first_with_id", "limit")
+
+    def __init__(self, harness: Harness | None = None, *, limit: int | None = None) -> None:
+        self.limit = limit
+        self.decisions: MutableMapping[str, list[Entry]]
+        self.first_with_id: MutableMapping[str, str]
+        if harness is not None:
+            self.decisions, self.first_with_id = harness.decisions, harness.first_with_id
+        else:
+            self.decisions, self.first_with_id = OrderedDict(), OrderedDict()
+
+    def add(self, internal_id: str, *entries: Entry) -> None:
+        found = self.decisions.get(internal_id)
+        if found is None:
+            found = self.decisions[internal_id] = []
+            self._bound(self.decisions)
+        found.extend(entries)
+
+    def first_seen(self, user_id: str, internal_id: str) -> None:
+        self.first_with_id[user_id] = internal_id
+        self._bound(self.first_with_id)
+
+    def _bound(self, mapping: MutableMapping[str, Any]) -> None:
+        if self.limit is not None and len(mapping) > self.limit:
+            assert isinstance(mapping, OrderedDict)
+            mapping.popitem(last=False)

@@ -71,7 +71,7 @@ from .._function import (
     Function,
     Registry,
 )
-from .._harness import Harness
+from .._harness import Explain, Harness
 from .._ids import UlidGenerator, decode_ulid_ms
 from .._json import OutputError, decode_output, encode_output
 from .._middleware import HookError, Hooks, StepOutput
@@ -276,6 +276,7 @@ class Engine:
         shutdown_timeout: float = math.inf,
         store: Store | None = None,
         tracing: Tracing | None = None,
+        explain_events: int | None = None,
     ) -> None:
         self.registry = registry
         #: eventbus.contrib.otel's spans, when the client is instrumented.
@@ -289,6 +290,10 @@ class Engine:
         self.shutdown_timeout = shutdown_timeout
         #: Set by eventbus.testing: step mocks, captured functions, and a recorder.
         self.harness: Harness | None = None
+        #: Decisions per event for explain() (eventbus.testing) and the dev UI, or None.
+        self.explain: Explain | None = (
+            None if explain_events is None else Explain(limit=explain_events)
+        )
         #: Let the store build a finished event when it is read, when nothing can see it
         #: as it is sent (see _announce_end); False builds every one as it is sent.
         self.defer_finished = True
@@ -609,7 +614,7 @@ class Engine:
             seen = self.dedup.seen
             store = self._store
             cache = self.registry.cache
-            harness = self.harness
+            explain = self.explain
             ids: list[str] = []
             for raw in decoded:
                 internal_id = new_id(now) if given is None else next(given)
@@ -618,8 +623,8 @@ class Engine:
                 if "_inngest" in data:
                     del data["_inngest"]
                 duplicate = bool(user_id) and seen(user_id, now)
-                if harness is not None and user_id:
-                    self._explain_dedup(harness, user_id, internal_id, duplicate)
+                if explain is not None and user_id:
+                    self._explain_dedup(explain, user_id, internal_id, duplicate)
                 stored = make_stored(
                     raw["name"],
                     data,
@@ -636,7 +641,7 @@ class Engine:
                 if self._pauses.by_name:
                     self._match_pauses(stored)  # duplicates resume waits too, as on Inngest
                 if not duplicate:
-                    if cache.get(stored.name) != () or harness is not None:
+                    if cache.get(stored.name) != () or explain is not None:
                         self._fan_out(stored, now)
                 elif self.registry.holding:
                     # Batches and debounces take duplicates too: event ids do not dedup them.
@@ -659,18 +664,20 @@ class Engine:
         return fresh, fresh_ids
 
     def _explain_dedup(
-        self, harness: Harness, user_id: str, internal_id: str, duplicate: bool
+        self, explain: Explain, user_id: str, internal_id: str, duplicate: bool
     ) -> None:
         """Record, for explain(), the first event with an id and what its duplicates did."""
         if not duplicate:
-            harness.first_with_id[user_id] = internal_id
+            explain.first_seen(user_id, internal_id)
             return
-        first = harness.first_with_id.get(user_id, "?")
-        decisions = harness.decisions.setdefault(internal_id, [])
-        decisions.extend(
-            (f.id, "deduplicated", first)
-            for f in self.registry.functions.values()
-            if f.batch is None and f.debounce is None  # those take it (see _fan_out)
+        first = explain.first_with_id.get(user_id, "?")
+        explain.add(
+            internal_id,
+            *(
+                (f.id, "deduplicated", first)
+                for f in self.registry.functions.values()
+                if f.batch is None and f.debounce is None  # those take it (see _fan_out)
+            ),
         )
 
     def _emit(self, name: str, data: dict[str, Any], now: int, event_id: str | None = None) -> None:
@@ -694,29 +701,29 @@ class Engine:
         seen within 24 h) goes only to batches and debounces, as on Inngest: it is
         deduplicated by every function that would run for it alone."""
         matches = self.registry.matching(stored.name)
-        harness = self.harness
-        if harness is not None and not duplicate:
-            self._explain_unmatched(stored, matches, harness)
+        explain = self.explain
+        if explain is not None and not duplicate:
+            self._explain_unmatched(stored, matches, explain)
         if not matches:
             return
         env: dict[str, Any] | None = None
         started: list[Run] = []
         for function, triggers in matches:
-            if duplicate and not self._holds_duplicate(function, stored, harness):
+            if duplicate and not self._holds_duplicate(function, stored, explain):
                 continue
             if function.has_expressions:
                 if env is None:
                     env = self._event_env(stored)
                 if not any(t.matches(env) for t in triggers):
-                    if harness is not None:
+                    if explain is not None:
                         expressions = " | ".join(
                             t.expression for t in triggers if t.expression is not None
                         )
-                        harness.decisions.setdefault(stored.internal_id, []).append(
-                            (function.id, "expression false", expressions)
+                        explain.add(
+                            stored.internal_id, (function.id, "expression false", expressions)
                         )
                     continue
-            run, env = self._schedule(function, stored, now, env, harness)
+            run, env = self._schedule(function, stored, now, env, explain)
             if run is not None:
                 started.append(run)
         if self.shuffler is not None:
@@ -725,7 +732,7 @@ class Engine:
             self._enqueue(run)
 
     def _holds_duplicate(
-        self, function: Function, stored: StoredEvent, harness: Harness | None
+        self, function: Function, stored: StoredEvent, explain: Explain | None
     ) -> bool:
         """Whether the duplicate ``stored`` joins a batch or a debounce of ``function``."""
         if function.debounce is not None:
@@ -735,9 +742,10 @@ class Engine:
             return False
         if condition is None or condition.evaluate(self._event_env(stored)) is True:
             return True
-        if harness is not None:  # it would run alone: deduplicated by its id
-            harness.decisions.setdefault(stored.internal_id, []).append(
-                (function.id, "deduplicated", harness.first_with_id.get(stored.id or "", "?"))
+        if explain is not None:  # it would run alone: deduplicated by its id
+            explain.add(
+                stored.internal_id,
+                (function.id, "deduplicated", explain.first_with_id.get(stored.id or "", "?")),
             )
         return False
 
@@ -747,7 +755,7 @@ class Engine:
         stored: StoredEvent,
         now: int,
         env: dict[str, Any] | None,
-        harness: Harness | None,
+        explain: Explain | None,
         held: tuple[StoredEvent, ...] | None = None,
         batch_id: str | None = None,
     ) -> tuple[Run | None, dict[str, Any] | None]:
@@ -765,34 +773,34 @@ class Engine:
                 condition = function.batch_if
                 # As Inngest: an event whose if is not true (false, or an error) runs alone.
                 if condition is None or condition.evaluate(env or {}) is True:
-                    return self._batch(function, stored, now, env, harness), env
+                    return self._batch(function, stored, now, env, explain), env
             if function.rate_limit is not None:
                 refused = self._rate_limited(function, stored, now, env)
                 if refused is not None:
-                    if harness is not None:
-                        harness.decisions.setdefault(stored.internal_id, []).append(
-                            (function.id, *refused)
-                        )
+                    if explain is not None:
+                        explain.add(stored.internal_id, (function.id, *refused))
                     return None, env
             if function.debounce is not None:
-                self._debounce(function, stored, now, env, harness)
+                self._debounce(function, stored, now, env, explain)
                 return None, env
         slot = None
         if function.singleton is not None:
             slot = self._singleton_slot(function, env)
             holder = None if slot is None else self._singletons.get(slot)
             if holder is not None and function.singleton.mode == "skip":
-                if harness is not None:
-                    harness.decisions.setdefault(stored.internal_id, []).append(
-                        (function.id, "skipped by singleton", f"active run {holder.run_id}")
+                if explain is not None:
+                    explain.add(
+                        stored.internal_id,
+                        (function.id, "skipped by singleton", f"active run {holder.run_id}"),
                     )
                 return None, env
             if holder is not None:
                 # As Inngest: an executing step finishes first; it ends CANCELLED.
                 self.cancel_run(holder, interrupt=False)
-                if harness is not None:
-                    harness.decisions.setdefault(holder.event.internal_id, []).append(
-                        (function.id, "cancelled by singleton", f"run {holder.run_id}")
+                if explain is not None:
+                    explain.add(
+                        holder.event.internal_id,
+                        (function.id, "cancelled by singleton", f"run {holder.run_id}"),
                     )
         run = Run(self._ids.new(now), function, (stored,) if held is None else held)
         if batch_id is not None:
@@ -803,11 +811,9 @@ class Engine:
         if slot is not None:
             self._singletons[slot] = run
             run._singleton = slot
-        if harness is not None:
+        if explain is not None:
             for event in run.events:
-                harness.decisions.setdefault(event.internal_id, []).append(
-                    (function.id, "started run", run.run_id)
-                )
+                explain.add(event.internal_id, (function.id, "started run", run.run_id))
         if function.cancel or function.timeouts:
             self._arm(run, now)
         # Inngest schedules runs of future-dated events at their ts; a throttle
@@ -816,9 +822,10 @@ class Engine:
         if function.throttle is not None:
             key = self._throttle_key(function, env)
             due = self._throttled(function, key, due)
-            if due > now and harness is not None:
-                harness.decisions.setdefault(stored.internal_id, []).append(
-                    (function.id, "throttled", f"run {run.run_id} queued until {_iso(due)}")
+            if due > now and explain is not None:
+                explain.add(
+                    stored.internal_id,
+                    (function.id, "throttled", f"run {run.run_id} queued until {_iso(due)}"),
                 )
             if due > now and function.priority_run is not None:
                 self._wait_turn(run, (function.id, key), due)
@@ -891,7 +898,7 @@ class Engine:
         stored: StoredEvent,
         now: int,
         env: dict[str, Any] | None,
-        harness: Harness | None,
+        explain: Explain | None,
     ) -> None:
         """Hold ``stored`` in its key's debounce (opening one, or replacing its event
         unless ``stored`` is older by ``ts``), and move the debounce's timer."""
@@ -903,14 +910,16 @@ class Engine:
         if pending is not None:
             held = pending.event
             if (stored.ts or 0) < (held.ts or 0):
-                if harness is not None:  # Inngest keeps the latest by ts
-                    harness.decisions.setdefault(stored.internal_id, []).append(
-                        (function.id, "debounced", f"older than event {held.internal_id}: dropped")
+                if explain is not None:  # Inngest keeps the latest by ts
+                    explain.add(
+                        stored.internal_id,
+                        (function.id, "debounced", f"older than event {held.internal_id}: dropped"),
                     )
                 return
-            if harness is not None:
-                harness.decisions.setdefault(held.internal_id, []).append(
-                    (function.id, "debounced", f"replaced by event {stored.internal_id}")
+            if explain is not None:
+                explain.add(
+                    held.internal_id,
+                    (function.id, "debounced", f"replaced by event {stored.internal_id}"),
                 )
             self._cancel_timer(pending, pending.seq)
             first = pending.first_ms
@@ -919,9 +928,10 @@ class Engine:
         due = rule.due_ms(first, now)
         self._arm_debounce(function, key, stored, first, due)
         self.store.set_debounce(function.id, key, stored.internal_id, first, due)
-        if harness is not None:
-            harness.decisions.setdefault(stored.internal_id, []).append(
-                (function.id, "debounced", f"a run with the latest event at {_iso(due)}")
+        if explain is not None:
+            explain.add(
+                stored.internal_id,
+                (function.id, "debounced", f"a run with the latest event at {_iso(due)}"),
             )
 
     def _arm_debounce(
@@ -940,7 +950,7 @@ class Engine:
             return  # pragma: no cover - replaced or stopping meanwhile
         del self._debounces[function.id, key]
         now = self.clock.now_ms()
-        run, _ = self._schedule(function, pending.event, now, None, self.harness, (pending.event,))
+        run, _ = self._schedule(function, pending.event, now, None, self.explain, (pending.event,))
         self.store.drop_debounce(function.id, key)
         if run is not None:
             self._enqueue(run)
@@ -960,7 +970,7 @@ class Engine:
         stored: StoredEvent,
         now: int,
         env: dict[str, Any] | None,
-        harness: Harness | None,
+        explain: Explain | None,
     ) -> Run | None:
         """Append ``stored`` to its key's open batch (opening one, with its timer); a
         batch that is now full runs (returned when it starts now)."""
@@ -973,15 +983,16 @@ class Engine:
         batch.events.append(stored)
         batch.size += _event_size(stored)
         count = len(batch.events)
-        if harness is not None:
+        if explain is not None:
             due = batch.first_ms + rule.timeout_ms
-            harness.decisions.setdefault(stored.internal_id, []).append(
+            explain.add(
+                stored.internal_id,
                 (
                     function.id,
                     "batched",
                     f"batch {batch.batch_id}: {count} of {rule.max_size} events, "
                     f"runs by {_iso(due)}",
-                )
+                ),
             )
         if rule.full(count, batch.size):
             self._cancel_timer(batch, batch.seq)
@@ -1007,7 +1018,7 @@ class Engine:
         del self._batches[function.id, batch.key]
         events = tuple(batch.events)
         run, _ = self._schedule(
-            function, events[0], now, None, self.harness, events, batch.batch_id
+            function, events[0], now, None, self.explain, events, batch.batch_id
         )
         self.store.drop_batch(function.id, batch.key)
         return run
@@ -1103,15 +1114,13 @@ class Engine:
         self,
         stored: StoredEvent,
         matches: tuple[tuple[Function, tuple[Any, ...]], ...],
-        harness: Harness,
+        explain: Explain,
     ) -> None:
         matched = {function.id for function, _ in matches}
         for function in self.registry.functions.values():
             if function.id not in matched:
                 triggers = ", ".join(t.event for t in function.triggers) or "none (invoke only)"
-                harness.decisions.setdefault(stored.internal_id, []).append(
-                    (function.id, "no trigger matched", triggers)
-                )
+                explain.add(stored.internal_id, (function.id, "no trigger matched", triggers))
 
     def run_function(self, function: Function, decoded: Sequence[dict[str, Any]]) -> Run:
         """Store ``decoded`` events and start one run of ``function`` with all of them,
@@ -1296,19 +1305,20 @@ class Engine:
         (False). A queued run holds its slots from then until that execution ends, as an
         item leased from Inngest's queue: a run's next step goes behind those queued."""
         claims = self._claims(run)
-        harness = self.harness
-        if harness is not None and run._started_ms is None and not self._slots.fits(claims):
+        explain = self.explain
+        if explain is not None and run._started_ms is None and not self._slots.fits(claims):
             queue, limit = next(
                 (queue, limit) for queue, limit in claims if not self._slots.fits(((queue, limit),))
             )
             key = queue.partition("\x00")[2]
             shown = f"key {key!r}" if key else "the function"
-            harness.decisions.setdefault(run.event.internal_id, []).append(
+            explain.add(
+                run.event.internal_id,
                 (
                     run.function.id,
                     "waiting for a concurrency slot",
                     f"run {run.run_id}: {shown} has its limit of {limit} executing",
-                )
+                ),
             )
         score = self.clock.now_ms()
         if run.function.priority_run is not None:
@@ -1563,7 +1573,7 @@ class Engine:
             SCHEDULED_EVENT, data, event_id, fire, None, {}, internal_id, now, False
         )
         self._store(stored)
-        run, _ = self._schedule(function, stored, now, None, self.harness)
+        run, _ = self._schedule(function, stored, now, None, self.explain)
         if run is not None:
             self._enqueue(run)
 
@@ -2016,9 +2026,11 @@ class Engine:
         new.batch_id = run.batch_id
         new.rerun_of = run.run_id
         self._record_run(new)
-        if self.harness is not None:
-            self.harness.decisions.setdefault(run.event.internal_id, []).append(
-                (function.id, "started run", f"{new.run_id} (a rerun of {run.run_id})")
+        explain = self.explain
+        if explain is not None:
+            explain.add(
+                run.event.internal_id,
+                (function.id, "started run", f"{new.run_id} (a rerun of {run.run_id})"),
             )
         if function.cancel or function.timeouts:
             self._arm(new, now)

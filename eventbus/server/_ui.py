@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import EventbusError, UsageError
 from .._event import prepare_batch
+from .._harness import Explain
 from .._run import RunStatus, StepStatus
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 #: How many rows a list page shows at most (newest first).
 PAGE_ROWS = 200
+#: Events whose decisions (each function's: started, deduplicated, expression false,
+#: rate limited, ...) an engine keeps for the event pages.
+EXPLAIN_EVENTS = 10_000
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
@@ -91,6 +95,10 @@ class DevUI:
 
     def __init__(self, client: Inngest) -> None:
         self.client = client
+        client.explain_events = EXPLAIN_EVENTS  # engines started from now on keep them
+        engine = getattr(client.transport, "engine", None)
+        if engine is not None and engine.running and engine.explain is None:
+            engine.explain = Explain(limit=EXPLAIN_EVENTS)  # running already: from now on
         #: Put in every form and checked on every action (a page of another site cannot
         #: know it), so a browser that holds the credentials cannot be made to act.
         self.csrf = secrets.token_urlsafe(24)
@@ -161,11 +169,21 @@ class DevUI:
             if any(trigger.event == event.name for trigger in function.triggers)
         ]
         started = {run.function.id for run in runs}
-        why = "".join(
-            f"<li>{_e(f.id)}: {_e(self._why_not(f, event))}</li>"
-            for f in matching
-            if f.id not in started
+        recorded = (
+            None if engine.explain is None else engine.explain.decisions.get(event.internal_id)
         )
+        if recorded:
+            why = "".join(
+                f"<li>{_e(function_id)}: {_e(decision)} ({_e(detail)})</li>"
+                for function_id, decision, detail in recorded
+                if decision not in ("started run", "no trigger matched")
+            )
+        else:  # not recorded (the engine ran before the UI, or it is past EXPLAIN_EVENTS)
+            why = "".join(
+                f"<li>{_e(f.id)}: {_e(self._why_not(f, event))}</li>"
+                for f in matching
+                if f.id not in started
+            )
         body = (
             f"<p><b>{_e(event.name)}</b> · id <code>{_e(event.id)}</code> · internal id "
             f"<code>{_e(event.internal_id)}</code> · received {_when(event.received_at)}</p>"

@@ -33,6 +33,7 @@ from .._engine import Engine, Harness
 from .._errors import UsageError
 from .._event import StoredEvent
 from .._function import Function
+from .._harness import Explain
 from .._run import Run, RunStatus
 from ..stores import Store
 
@@ -85,6 +86,7 @@ class Bus:
 
     async def _start(self, engine: Engine) -> None:
         engine.harness = self._harness
+        engine.explain = Explain(self._harness)  # explain() keeps every decision of the test
         if self.seed is not None:
             engine.shuffler = random.Random(self.seed)
         self.engine = self._routes[self.client] = engine
@@ -434,6 +436,7 @@ async def running(
         clock=clock if clock is not None else VirtualClock(), seed=seed, store=store
     )
     engine.harness = Harness()
+    engine.explain = Explain(engine.harness)
     if seed is not None:
         _seed_scheduler(seed)
     bus = Bus(client, engine, seed)

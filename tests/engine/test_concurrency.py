@@ -360,8 +360,9 @@ async def test_runs_waiting_for_slots_survive_a_restart(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "app.db")
     async with running(app, store=store) as bus:
         bus.crash_after("sync-orders", "s0")
-        for n in range(3):
-            await bus.send({"name": "shop/order", "data": {"n": n}})
+        # One send: its commit is done before any of its runs can start (and crash the
+        # engine), so the send itself never meets the crash.
+        await bus.send([{"name": "shop/order", "data": {"n": n}} for n in range(3)])
         await bus.settle()
         assert bus.crashed
         await bus.restart()

@@ -75,7 +75,9 @@ async def test_pages_show_events_runs_steps_and_functions() -> None:
         event = (await http.get(f"/ui/events/{paid}")).text
         assert "&quot;cents&quot;: 250" in event
         free_page = (await http.get(f"/ui/events/{free}")).text
-        assert "its trigger expression was not true: event.data.cents &gt; 0" in free_page
+        # The engine's own decision, as explain() gives it; non-matching names left out.
+        assert "test-app-receipt: expression false (event.data.cents &gt; 0)" in free_page
+        assert "no trigger matched" not in free_page
         runs = {run.function.local_id: run for run in client.runs(event_id=paid)}
         listed = (await http.get("/ui/runs", params={"status": "Failed"})).text
         assert runs["charge"].run_id in listed
@@ -216,9 +218,9 @@ async def test_what_else_the_pages_explain_and_refuse() -> None:
         (again,) = await client.send({"name": "app/e", "id": "same"})
         await client.settle()
         held = (await http.get(f"/ui/events/{first}")).text
-        assert "its flow control holds or skips events: debounce" in held
+        assert "test-app-later: debounced (a run with the latest event at" in held
         duplicate = (await http.get(f"/ui/events/{again}")).text
-        assert "deduplicated: an event with this id arrived within 24 hours" in duplicate
+        assert f"test-app-once: deduplicated ({first})" in duplicate
         (waiting,) = client.runs(function_id="test-app-once")
         timeline = (await http.get(f"/ui/runs/{waiting.run_id}")).text
         assert "waits until" in timeline
@@ -268,3 +270,54 @@ async def test_replay_takes_a_time_range_and_the_ui_reads_a_durable_store(
         assert "is not a date and time" in bad.text
         runs = (await http.get("/ui/runs")).text
         assert runs.count("shop-charge</td>") == 3
+
+
+async def test_events_before_the_ui_are_explained_from_the_configuration() -> None:
+    """An engine that ran before the UI existed kept no decisions: the event page says
+    why from the functions' triggers and flow control instead."""
+    client = make_client()
+
+    @client.create_function(fn_id="big", trigger=on("app/e", "event.data.n > 5"))
+    async def big(ctx: eventbus.Context) -> None:
+        return None
+
+    @client.create_function(
+        fn_id="calm", trigger=on("app/e"), debounce=eventbus.Debounce(period="1m")
+    )
+    async def calm(ctx: eventbus.Context) -> None:
+        return None
+
+    @client.create_function(fn_id="plain", trigger=on("app/e"))
+    async def plain(ctx: eventbus.Context) -> None:
+        return None
+
+    async with client:
+        (first,) = await client.send({"name": "app/e", "id": "k", "data": {"n": 1}})
+        (again,) = await client.send({"name": "app/e", "id": "k", "data": {"n": 1}})
+        await client.settle()
+        app = create_app(client)  # made now: decisions are kept from here on
+        assert client.engine.explain is not None  # type: ignore[union-attr]
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        async with http:
+            page = (await http.get(f"/ui/events/{first}")).text
+            assert "test-app-big: its trigger expression was not true: event.data.n &gt; 5" in page
+            assert "test-app-calm: its flow control holds or skips events: debounce" in page
+            duplicate = (await http.get(f"/ui/events/{again}")).text
+            assert "deduplicated: an event with this id arrived within 24 hours" in duplicate
+            (later,) = await client.send({"name": "app/e", "data": {"n": 9}})
+            await client.settle()
+            recorded = (await http.get(f"/ui/events/{later}")).text
+            assert "test-app-calm: debounced" in recorded
+
+
+def test_the_uis_decision_record_keeps_the_newest_events() -> None:
+    from eventbus._harness import Explain
+
+    explain = Explain(limit=2)
+    for n in range(4):
+        explain.add(f"e{n}", ("f", "started run", f"r{n}"))
+        explain.first_seen(f"id{n}", f"e{n}")
+    explain.add("e3", ("g", "deduplicated", "e0"))
+    assert list(explain.decisions) == ["e2", "e3"]
+    assert explain.decisions["e3"] == [("f", "started run", "r3"), ("g", "deduplicated", "e0")]
+    assert list(explain.first_with_id) == ["id2", "id3"]
