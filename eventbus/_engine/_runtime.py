@@ -1267,14 +1267,17 @@ class Engine:
                 self._settled = None
             if self._idle >= MAX_IDLE_WORKERS:
                 return True
+            if self._wake.is_set():
+                # The event that woke the workers last: a fresh one to wait on, made
+                # here, after the runs, rather than as a worker wakes (on the way from a
+                # send to its handler).
+                self._wake = anyio.Event()
             self._idle += 1
             try:
                 await self._wake.wait()
             finally:
                 self._idle -= 1
-            if self._wake_pending:
-                self._wake_pending = False
-                self._wake = anyio.Event()
+            self._wake_pending = False
 
     # ------------------------------------------------------------------ concurrency
 
