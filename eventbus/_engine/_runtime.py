@@ -334,6 +334,7 @@ class Engine:
         self._wake = anyio.Event()
         self._wake_pending = False
         self._settled: anyio.Event | None = None
+        self._spare_settled: anyio.Event | None = None
         self._timers = Timers()
         #: Cron ticks: apart from the runs' timers, since they never run out.
         self._cron_timers = Timers()
@@ -1518,8 +1519,13 @@ class Engine:
         while True:
             while self._active and not self.crashed:
                 if self._settled is None:
-                    self._settled = anyio.Event()
+                    spare, self._spare_settled = self._spare_settled, None
+                    self._settled = spare if spare is not None else anyio.Event()
                 await self._settled.wait()
+                if self._spare_settled is None:
+                    # The next settle's, made now that the runs are done rather than
+                    # between its send and the run's start (tests settle after each send).
+                    self._spare_settled = anyio.Event()
             due = None
             if advance_time is not False and not self.crashed:
                 due = self._next_timer(cron=bound is not None)
