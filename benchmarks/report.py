@@ -226,7 +226,11 @@ def otel_table(benches: list[dict[str, Any]]) -> list[str]:
             continue
         off = info["off_seconds"] / info["runs"] * 1e6
         on = bench["stats"]["median"] / info["runs"] * 1e6
-        name = {"noop": "no-op", "sdk": "SDK, recording"}[info["mode"]]
+        name = {
+            "noop": "no-op (installs nothing)",
+            "proxy": "the API's default, no SDK",
+            "sdk": "SDK, recording",
+        }[info["mode"]]
         rows.append(
             f"| {info['backend']} | {name} | {off:.1f} | {on:.1f} | {on - off:+.1f} µs | "
             f"{off / on:.2f}x |"

@@ -20,7 +20,10 @@ one trace shows a whole flow. While a handler executes, its run's span is the cu
 span (and a step's span while the step's function runs): spans the handler's own code
 starts nest under them.
 
-Without ``instrument`` nothing of this runs: the engine checks one attribute.
+Without ``instrument`` nothing of this runs: the engine checks one attribute. With
+OpenTelemetry's ``NoOpTracerProvider`` nothing is installed either (nothing would be
+recorded); with the API's default provider, before an SDK is configured, the hooks run
+(an SDK may be set later) and cost what the API's no-op spans cost.
 """
 
 from __future__ import annotations
@@ -192,7 +195,11 @@ def instrument(client: Inngest, *, tracer_provider: trace.TracerProvider | None 
     """Trace the runs of every engine ``client`` starts from now on (the global tracer
     provider unless one is given); returns the :class:`Tracing`."""
     tracing = Tracing(tracer_provider)
-    client.tracing = tracing
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    # OpenTelemetry's no-op provider records nothing, ever: then nothing is installed. (The
+    # global default before an SDK is configured is a proxy, which may start recording
+    # later: that one is traced through.)
+    client.tracing = None if isinstance(provider, trace.NoOpTracerProvider) else tracing
     return tracing
 
 

@@ -277,3 +277,11 @@ async def test_sync_handlers_and_parallel_steps_are_traced(
     assert parent_of(add) == span_id(sync_span)
     (par,) = by_name(spans, "test-app-branches")
     assert {parent_of(s) for s in by_name(spans, "a") + by_name(spans, "b")} == {span_id(par)}
+
+
+def test_the_no_op_provider_installs_nothing_and_the_proxy_is_traced_through() -> None:
+    client = make_client()
+    instrument(client, tracer_provider=trace.NoOpTracerProvider())
+    assert client.tracing is None  # nothing would ever be recorded
+    instrument(client, tracer_provider=trace.ProxyTracerProvider())
+    assert client.tracing is not None  # an SDK may be configured later
