@@ -506,13 +506,35 @@ class Inngest:
 
     def _on_run(self, run_id: str, action: Callable[[Engine, Run], T]) -> T:
         """``action(engine, run)`` for a known run, on the engine's thread."""
+
+        def on_engine(engine: Engine) -> T:
+            run = engine.get_run(run_id)
+            if run is None:
+                raise UsageError(f"no run {run_id!r} is known to this client's engine")
+            return action(engine, run)
+
+        return self._on_engine(on_engine)
+
+    def _on_engine(self, action: Callable[[Engine], T]) -> T:
+        """``action(engine)`` on the running engine's thread (carried there from another)."""
         engine = self._running_engine()
-        run = engine.get_run(run_id)
-        if run is None:
-            raise UsageError(f"no run {run_id!r} is known to this client's engine")
         if engine.portal is not None and threading.get_ident() != engine._thread:
-            return engine.portal.call(action, engine, run)
-        return action(engine, run)
+            return engine.portal.call(action, engine)
+        return action(engine)
+
+    def _function_id(self, function: str | Function) -> str:
+        r"""The full id of a ``Function``, a full id, or a ``fn_id`` of this client; an
+        unknown one raises :class:`UsageError` naming the known ``fn_id``\ s."""
+        if isinstance(function, Function):
+            return function.id
+        functions = self._registry.functions
+        if function in functions:
+            return function
+        full = f"{self.app_id}-{function}"
+        if full in functions:
+            return full
+        known = ", ".join(sorted(f.local_id for f in functions.values()))
+        raise UsageError(f"no function {function!r} on this client; known fn_ids: {known}")
 
     def rerun(self, run_id: str) -> Run:
         """Start the ended run ``run_id`` over: a new run of its function with the same
@@ -549,27 +571,22 @@ class Inngest:
                 not isinstance(bound, datetime.datetime) or bound.tzinfo is None
             ):
                 raise UsageError(f"replay({name}=...) takes an aware datetime, got {bound!r}")
-        engine = self._running_engine()
-        full_id = (
-            function_id
-            if function_id in self._registry.functions
-            else (f"{self.app_id}-{function_id}")
-        )
-        if full_id not in self._registry.functions:
-            raise UsageError(f"this client has no function {function_id!r}")
+        full_id = self._function_id(function_id)
         low = None if since is None else datetime_to_ms(since)
         high = None if until is None else datetime_to_ms(until)
-        chosen = [
-            run
-            for run in engine.runs(full_id)
-            if run.status in statuses
-            and (low is None or decode_ulid_ms(run.run_id) >= low)
-            and (high is None or decode_ulid_ms(run.run_id) < high)
-            and all(engine.get_event(e.internal_id) is not None for e in run.events)
-        ]
-        if engine.portal is not None and threading.get_ident() != engine._thread:
-            return engine.portal.call(lambda: [engine.rerun_run(run) for run in chosen])
-        return [engine.rerun_run(run) for run in chosen]
+
+        def rerun_all(engine: Engine) -> list[Run]:
+            chosen = [
+                run
+                for run in engine.runs(full_id)
+                if run.status in statuses
+                and (low is None or decode_ulid_ms(run.run_id) >= low)
+                and (high is None or decode_ulid_ms(run.run_id) < high)
+                and not engine.pruned_events(run)
+            ]
+            return [engine.rerun_run(run) for run in chosen]
+
+        return self._on_engine(rerun_all)
 
     def get_event(self, event_id: str) -> StoredEvent | None:
         """The stored event with this id (as returned by ``send``), or None."""

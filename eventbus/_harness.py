@@ -65,10 +65,14 @@ class Explain:
     with ``limit`` (the dev UI) it keeps the decisions of the newest ``limit`` events.
     """
 
-    __slots__ = ("decisions", "first_with_id", "limit")
+    __slots__ = ("decisions", "first_with_id", "limit", "unmatched")
 
     def __init__(self, harness: Harness | None = None, *, limit: int | None = None) -> None:
         self.limit = limit
+        #: Whether to record, for each event, every function whose triggers it did not
+        #: match (explain() in tests lists them; the dev UI shows only the functions an
+        #: event's name triggers, so it keeps none of those).
+        self.unmatched = harness is not None
         self.decisions: MutableMapping[str, list[Entry]]
         self.first_with_id: MutableMapping[str, str]
         if harness is not None:

@@ -168,10 +168,8 @@ class _RareField(Generic[T]):
 
     def __init__(self, default: T) -> None:
         self.default = default
-        self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
         self._get = _Rare.__dict__[name].__get__
         self._set = _Rare.__dict__[name].__set__
 

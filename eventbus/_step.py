@@ -451,7 +451,7 @@ class Step:
         if self._ctx is not None:
             self._ctx.attempt = attempt
         tracing = engine.tracing
-        span = (
+        trace_token = (
             None
             if tracing is None
             else tracing.step_attempt(self._run, record, attempt, engine.clock.now_ms())
@@ -464,7 +464,9 @@ class Step:
         except BaseException as exc:
             _current_step.reset(token)
             if tracing is not None:
-                tracing.step_attempt_failed(self._run, record, exc, span, engine.clock.now_ms())
+                tracing.step_attempt_failed(
+                    self._run, record, exc, trace_token, engine.clock.now_ms()
+                )
             if isinstance(exc, NonRetriableError):
                 # As the SDK: it leaves the step as itself (a StepError fallback does
                 # not catch it) and, uncaught, fails the run.
@@ -489,7 +491,7 @@ class Step:
             raise self._suspend() from None
         _current_step.reset(token)
         if tracing is not None:
-            tracing.leave(span)
+            tracing.leave(trace_token)
         harness = engine.harness
         if harness is not None and harness.crash_points:
             await self._crash_point(harness, record, committed=False)

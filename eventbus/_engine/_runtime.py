@@ -377,6 +377,11 @@ class Engine:
         """Runs queued and not yet started."""
         return len(self._ready)
 
+    def attach(self, harness: Harness) -> None:
+        """eventbus.testing's harness, and an explain() record keeping every decision."""
+        self.harness = harness
+        self.explain = Explain(harness)
+
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Start serving inside ``tg`` (the caller's task group)."""
         self._tg = tg
@@ -642,7 +647,7 @@ class Engine:
                 if self._pauses.by_name:
                     self._match_pauses(stored)  # duplicates resume waits too, as on Inngest
                 if not duplicate:
-                    if cache.get(stored.name) != () or explain is not None:
+                    if cache.get(stored.name) != () or (explain is not None and explain.unmatched):
                         self._fan_out(stored, now)
                 elif self.registry.holding:
                     # Batches and debounces take duplicates too: event ids do not dedup them.
@@ -703,7 +708,7 @@ class Engine:
         deduplicated by every function that would run for it alone."""
         matches = self.registry.matching(stored.name)
         explain = self.explain
-        if explain is not None and not duplicate:
+        if explain is not None and explain.unmatched and not duplicate:
             self._explain_unmatched(stored, matches, explain)
         if not matches:
             return
@@ -1934,15 +1939,23 @@ class Engine:
         self._record_run(invoked)
         if self.tracing is not None:
             self.tracing.invoked(run, record.id, invoked)
-        if target.cancel or target.timeouts:
-            self._arm(invoked, now)
+        self._start_direct(invoked, now)
+
+    def _start_direct(self, run: Run, now: int) -> None:
+        """Start a run made other than by its triggers (an invoke, a rerun): its cancel
+        rules and timeouts are armed and its throttle applies; nothing else that decides
+        at an event's arrival does."""
+        function = run.function
+        if function.cancel or function.timeouts:
+            self._arm(run, now)
         due = now
-        if target.throttle is not None:
-            due = self._throttled(target, self._throttle_key(target, self._event_env(stored)), now)
+        if function.throttle is not None:
+            key = self._throttle_key(function, self._event_env(run.event))
+            due = self._throttled(function, key, now)
         if due > now:
-            self._queue_at(invoked, due)
+            self._queue_at(run, due)
         else:
-            self._enqueue(invoked)
+            self._enqueue(run)
 
     def _await_invoked(self, run: Run, record: StepRecord) -> str:
         """Suspend ``run`` until the function its ``record`` invoked finishes, or the
@@ -2009,6 +2022,10 @@ class Engine:
     def _finish_timeout(self, run: Run) -> None:
         self.cancel_run(run)
 
+    def pruned_events(self, run: Run) -> list[str]:
+        """The internal ids of ``run``'s events that the store no longer holds."""
+        return [e.internal_id for e in run.events if self.store.get_event(e.internal_id) is None]
+
     def rerun_run(self, run: Run) -> Run:
         """A new run of ``run``'s function with the same events, from the start (a fresh
         journal), as Inngest's rerun: what decides at an event's arrival (event-id dedup,
@@ -2023,7 +2040,7 @@ class Engine:
             raise UsageError(
                 f"run {run.run_id} is of {run.function.id!r}, which this client no longer has"
             )
-        missing = [e.internal_id for e in run.events if self.store.get_event(e.internal_id) is None]
+        missing = self.pruned_events(run)
         if missing:
             raise UsageError(
                 f"the events of run {run.run_id} ({', '.join(missing)}) are past the store's "
@@ -2041,17 +2058,7 @@ class Engine:
                 run.event.internal_id,
                 (function.id, "started run", f"{new.run_id} (a rerun of {run.run_id})"),
             )
-        if function.cancel or function.timeouts:
-            self._arm(new, now)
-        due = now
-        if function.throttle is not None:
-            due = self._throttled(
-                function, self._throttle_key(function, self._event_env(new.event)), now
-            )
-        if due > now:
-            self._queue_at(new, due)
-        else:
-            self._enqueue(new)
+        self._start_direct(new, now)
         return new
 
     def cancel_run(self, run: Run, *, interrupt: bool = True) -> bool:
@@ -2237,14 +2244,6 @@ class Engine:
         run when it is read: the same event, in the same place, for a fraction of the
         cost.
         """
-        if (
-            run.status is RunStatus.COMPLETED
-            and self._finished_unseen()
-            and run.event.name not in _SYSTEM_NAMES
-        ):
-            # The common case, in short: only the finished event, built when read.
-            self.store.add_finished(self._ids.new(now), run)
-            return
         for name in announcements(run.status, system_run=run.event.name in _SYSTEM_NAMES):
             if name != FINISHED_EVENT:
                 payload = finish_payload(run)

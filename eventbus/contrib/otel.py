@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from .._run import StepStatus
 from .._step import _OPCODES  # each kind of step as Inngest's opcode (sys.step.opcode)
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ class Tracing:
         #: run id -> the context its span starts under (captured where its event was sent)
         self._parents: dict[str, otel_context.Context] = {}
         self._runs: dict[str, trace.Span] = {}
-        self._steps: dict[tuple[str, str], trace.Span] = {}
+        #: run id -> step id -> the open span of a step of that run
+        self._steps: dict[str, dict[str, trace.Span]] = {}
 
     # ------------------------------------------------------------------ sends
 
@@ -79,7 +81,7 @@ class Tracing:
 
     def invoked(self, invoker: Run, step_id: str, run: Run) -> None:
         """``run`` was started by ``invoker``'s invoke step: it starts under that span."""
-        span = self._steps[(invoker.run_id, step_id)]  # opened as the invoker suspended
+        span = self._steps[invoker.run_id][step_id]  # opened as the invoker suspended
         self._parents[run.run_id] = trace.set_span_in_context(span)
 
     # ------------------------------------------------------------------ runs
@@ -118,8 +120,8 @@ class Tracing:
     def run_ended(self, run: Run, now_ms: int) -> None:
         """End the run's span (and any step span it left open) with its outcome."""
         self._parents.pop(run.run_id, None)
-        for key in [key for key in self._steps if key[0] == run.run_id]:
-            self._steps.pop(key).end(_ns(now_ms))
+        for left_open in self._steps.pop(run.run_id, {}).values():
+            left_open.end(_ns(now_ms))
         span = self._runs.pop(run.run_id, None)
         if span is None:
             return  # this engine never executed it (cancelled while queued, say): no span
@@ -137,8 +139,8 @@ class Tracing:
     # ------------------------------------------------------------------ steps
 
     def _step_span(self, run: Run, record: StepRecord, name: str) -> trace.Span:
-        key = (run.run_id, record.id)
-        span = self._steps.get(key)
+        steps = self._steps.setdefault(run.run_id, {})
+        span = steps.get(record.id)
         if span is None:
             parent = self._runs.get(run.run_id)
             span = self.tracer.start_span(
@@ -154,7 +156,7 @@ class Tracing:
                 },
                 start_time=_ns(record._started_ms),
             )
-            self._steps[key] = span
+            steps[record.id] = span
         return span
 
     def step_attempt(self, run: Run, record: StepRecord, attempt: int, now_ms: int) -> object:
@@ -169,16 +171,15 @@ class Tracing:
     ) -> None:
         """The attempt raised (it is retried, or the step fails: see step_ended)."""
         otel_context.detach(token)  # type: ignore[arg-type]
-        self._steps[(run.run_id, record.id)].record_exception(exc, timestamp=_ns(now_ms))
+        self._steps[run.run_id][record.id].record_exception(exc, timestamp=_ns(now_ms))
 
     def step_ended(self, run: Run, record: StepRecord, now_ms: int) -> None:
         """The step completed or failed for good."""
-        span = self._steps.pop((run.run_id, record.id), None)
+        span = self._steps.get(run.run_id, {}).pop(record.id, None)
         if span is None:
             return  # it had no span (a sleep that was already over, say)
-        failed = record.status.value == "Failed"
         span.set_attribute("sys.step.status", record.status.value)
-        if failed:
+        if record.status is StepStatus.FAILED:
             message = (record.error or {}).get("message")
             span.set_status(trace.Status(trace.StatusCode.ERROR, str(message)))
         else:

@@ -319,13 +319,7 @@ def create_app(
             await reply(send, 404, {"error": f"no route GET {path}"})
 
     ui = DevUI(client)
-    ui_secrets = tuple(
-        value
-        for value in (
-            *(() if keys is None else keys),
-            *(() if signing_key is None else (signing_key.encode(),)),
-        )
-    )
+    ui_secrets = (*(keys or ()), *(() if signing_key is None else (signing_key.encode(),)))
 
     def ui_authorized(scope: Scope) -> bool:
         if not ui_secrets:
@@ -390,9 +384,7 @@ def create_app(
             await see_other(send, "/ui/events")
         elif parts == ["events"]:
             await page(send, 200, ui.events_page(engine, first("name", [None])[0]))
-        elif len(parts) == 2 and parts[0] == "events" and engine.get_event(parts[1]):
-            event = engine.get_event(parts[1])
-            assert event is not None
+        elif len(parts) == 2 and parts[0] == "events" and (event := engine.get_event(parts[1])):
             await page(send, 200, ui.event_page(engine, event))
         elif parts == ["runs"]:
             await page(
@@ -400,9 +392,7 @@ def create_app(
                 200,
                 ui.runs_page(engine, first("status", [None])[0], first("function", [None])[0]),
             )
-        elif len(parts) == 2 and parts[0] == "runs" and engine.get_run(parts[1]):
-            run = engine.get_run(parts[1])
-            assert run is not None
+        elif len(parts) == 2 and parts[0] == "runs" and (run := engine.get_run(parts[1])):
             await page(send, 200, ui.run_page(engine, run))
         elif parts == ["functions"]:
             await page(send, 200, ui.functions_page())

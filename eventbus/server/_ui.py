@@ -127,8 +127,9 @@ class DevUI:
     # ------------------------------------------------------------------ pages
 
     def events_page(self, engine: Engine, name: str | None) -> str:
-        events = engine.events(name or None)[::-1][:PAGE_ROWS]
-        names = sorted({event.name for event in engine.events()})
+        every = engine.events()  # one pass: the names to filter by, and the rows
+        names = sorted({event.name for event in every})
+        events = [e for e in reversed(every) if not name or e.name == name][:PAGE_ROWS]
         options = "".join(
             f'<option value="{_e(n)}"{" selected" if n == name else ""}>{_e(n)}</option>'
             for n in names

@@ -33,7 +33,6 @@ from .._engine import Engine, Harness
 from .._errors import UsageError
 from .._event import StoredEvent
 from .._function import Function
-from .._harness import Explain
 from .._run import Run, RunStatus
 from ..stores import Store
 
@@ -85,8 +84,7 @@ class Bus:
         self._routes: dict[Inngest, Engine] = {}
 
     async def _start(self, engine: Engine) -> None:
-        engine.harness = self._harness
-        engine.explain = Explain(self._harness)  # explain() keeps every decision of the test
+        engine.attach(self._harness)
         if self.seed is not None:
             engine.shuffler = random.Random(self.seed)
         self.engine = self._routes[self.client] = engine
@@ -169,16 +167,7 @@ class Bus:
 
     def function_id(self, function: str | Function) -> str:
         """The full id for a ``Function``, a full id, or a ``fn_id`` of this client."""
-        if isinstance(function, Function):
-            return function.id
-        functions = self.engine.registry.functions
-        if function in functions:
-            return function
-        full = f"{self.client.app_id}-{function}"
-        if full in functions:
-            return full
-        known = ", ".join(sorted(f.local_id for f in functions.values()))
-        raise UsageError(f"no function {function!r} on this client; known fn_ids: {known}")
+        return self.client._function_id(function)
 
     # ------------------------------------------------------------------ mocks
 
@@ -435,8 +424,7 @@ async def running(
     engine = client._new_engine(
         clock=clock if clock is not None else VirtualClock(), seed=seed, store=store
     )
-    engine.harness = Harness()
-    engine.explain = Explain(engine.harness)
+    engine.attach(Harness())
     if seed is not None:
         _seed_scheduler(seed)
     bus = Bus(client, engine, seed)

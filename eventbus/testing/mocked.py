@@ -34,7 +34,6 @@ from .._engine import Engine, Harness
 from .._errors import UsageError
 from .._event import prepare_batch
 from .._function import Function, Registry
-from .._harness import Explain
 from .._options import FLOW_CONTROL_OPTIONS
 from .._run import RunStatus
 from .._step import UnstubbedStepError
@@ -115,8 +114,8 @@ async def trigger_async(
         # What the run sends is stored; no other function runs.
         validate=lambda sent: prepare_batch(sent, max_events=5000, max_bytes=10**8),
     )
-    harness = engine.harness = Harness()
-    engine.explain = Explain(harness)
+    harness = Harness()
+    engine.attach(harness)
     harness.require_stubs = True
     for step_id, value in (step_stubs or {}).items():
         stub = None if value is Timeout else value
