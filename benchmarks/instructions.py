@@ -48,12 +48,16 @@ async def _send_only(mode: str, count: int) -> None:
 
 def child(case: str, count: int) -> None:
     """Run ``case`` with ``count`` units of work in this process."""
-    from eventbus._bench import run_eventbus
+    from eventbus._bench import run_eventbus, run_pyee
 
     if case == "call-at-10":
         anyio.run(run_eventbus, 10, count // 10)
     elif case == "event-at-1":
         anyio.run(run_eventbus, 1, count)
+    elif case == "pyee-call-at-10":
+        anyio.run(run_pyee, 10, count // 10)
+    elif case == "pyee-event-at-1":
+        anyio.run(run_pyee, 1, count)
     elif case.startswith("send-"):
         anyio.run(_send_only, case[len("send-") :], count)
     else:
@@ -66,6 +70,8 @@ def child(case: str, count: int) -> None:
 CASES = {
     "call-at-10": "a handler call, 10 handlers per event",
     "event-at-1": "an event to one handler",
+    "pyee-call-at-10": "pyee: a handler call, 10 handlers per event",
+    "pyee-event-at-1": "pyee: an event to one handler",
     "send-whole": "a send to no function",
     "send-unvalidated": "  the same without validation",
     "send-no-ingest": "  the same without ingestion (the calls down to the engine)",
@@ -104,7 +110,9 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 1
-    for case, what in CASES.items():
+    chosen = sys.argv[1:] or list(CASES)
+    for case in chosen:
+        what = CASES[case]
         per = (count(case, LARGE) - count(case, SMALL)) / (LARGE - SMALL)
         print(f"{what:<62} {per:>10,.0f} instructions")
     return 0

@@ -357,12 +357,28 @@ class Inngest:
                 _as_list(events), self._send
             )
             return ids
-        return await self._send(events)
+        batch = self._prepare(events)
+        if not batch.decoded:
+            return []
+        # An engine in this process that can take the events without waiting takes them
+        # here: no coroutine per layer for a send that never suspends.
+        routes = ROUTES.get()
+        engine = (
+            routes[self] if routes is not None and self in routes else self.transport.local_engine()
+        )
+        if engine is not None:
+            accepted = engine.accept_now(batch)
+            if accepted is not None:
+                return accepted
+        return await self._deliver(batch)
 
     async def _send(self, events: object) -> list[str]:
         batch = self._prepare(events)
         if not batch.decoded:
             return []
+        return await self._deliver(batch)
+
+    async def _deliver(self, batch: EventBatch) -> list[str]:
         routes = ROUTES.get()
         if routes is not None and self in routes:
             return await routes[self].send_batch(batch)

@@ -326,8 +326,11 @@ def _wire(
         json_copy(event_id, "id")
     if version is not None and not version.isascii():  # type: ignore[attr-defined]
         json_copy(version, "v")
-    data_copy, data_size = _check_object(data, "data")
-    user_copy, user_size = _check_object(user, "user")
+    # The usual shapes (data a dict, no user) without the general checks' calls.
+    data_copy, data_size = (
+        json_copy(data, "data") if type(data) is dict else _check_object(data, "data")
+    )
+    user_copy, user_size = ({}, 2) if user is None else _check_object(user, "user")
     size = 6 * len(name) + data_size + user_size + 80  # type: ignore[arg-type]
     if event_id is not None:
         size += 6 * len(event_id)  # type: ignore[arg-type]
@@ -337,7 +340,7 @@ def _wire(
         "name": name,
         "data": data_copy,
         "id": event_id,
-        "ts": _check_ts(ts),
+        "ts": ts if ts is None else _check_ts(ts),
         "v": version,
         "user": user_copy,
     }
@@ -353,7 +356,7 @@ def _wire_from_mapping(raw: Mapping[str, Any], *, warn: bool = True) -> tuple[di
 
     Unknown top-level fields are dropped, as Inngest's Event API drops them (the JS SDK
     v4 sends ``meta``, say); with ``warn``, the first use of each name warns."""
-    if not raw.keys() <= _FIELDS:
+    if not _FIELDS.issuperset(raw):
         unknown = sorted(str(key) for key in set(raw) - _FIELDS)
         fresh = [name for name in unknown if name not in _WARNED_FIELDS]
         if warn and fresh:
@@ -465,7 +468,8 @@ def prepare_batch(
                 )
         except EventValidationError as exc:
             raise exc.at(index) from None
-        if not allow_reserved and entry["name"][:8].lower() == RESERVED_PREFIX:
+        name = entry["name"]
+        if not allow_reserved and name[0] in "iI" and name[:8].lower() == RESERVED_PREFIX:
             raise EventValidationError(
                 f"{entry['name']!r} is reserved: names starting with 'inngest/' are system "
                 "events that only the engine sends; choose another prefix, like 'app/'",

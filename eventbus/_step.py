@@ -178,7 +178,8 @@ class Execution:
     def __init__(self, memos: int = 0) -> None:
         #: The middleware of this execution (a function with middleware), or None.
         self.hooks: Hooks | None = None
-        self.counts: dict[str, int] = {}
+        #: How many times each step id was used (made on the first step).
+        self.counts: dict[str, int] | None = None
         self.interrupted = False
         self.memos = memos
         self.consumed = 0
@@ -326,6 +327,8 @@ class Step:
                 )
             )
         counts = self._execution.counts
+        if counts is None:
+            counts = self._execution.counts = {}
         seen = counts.get(step_id, 0)
         counts[step_id] = seen + 1
         return step_id if seen == 0 else f"{step_id}:{seen}"

@@ -1245,7 +1245,12 @@ class Engine:
                 run._executing = True
                 run._scope = scope
                 try:
-                    await self._execute(run)
+                    if self.durable or self.tracing is not None:
+                        await self._execute(run)
+                    else:  # the usual case, one coroutine less per run
+                        await self._execute_once(run)
+                        if run._cancel_requested and not run.status.is_finished:
+                            self._finish_cancelled(run)
                 except Exception as exc:  # a bug of the engine's: that run fails, not all
                     if self.crashed:
                         return True  # the store refused it: the engine is dead, not the run
@@ -1445,6 +1450,22 @@ class Engine:
             await self._room.wait()
             if self.draining or self._tg is None:
                 raise EngineNotRunningError(_SHUTTING_DOWN)
+
+    def accept_now(self, batch: EventBatch) -> list[str] | None:
+        """Accept ``batch`` at once if nothing needs waiting for (it is the engine's
+        thread, the engine runs and is not draining, the store is not durable, the queue
+        has room without a yield); None otherwise: then await :meth:`send_batch`."""
+        ready = len(self._ready)
+        if (
+            self._tg is None
+            or self.durable
+            or self.draining
+            or ready > BACKLOG_YIELD
+            or ready >= self.max_queued_runs
+            or threading.get_ident() != self._thread
+        ):
+            return None
+        return self.ingest(batch.decoded, batch.internal_ids)
 
     async def accept(
         self, decoded: Sequence[dict[str, Any]], internal_ids: Sequence[str] | None = None
@@ -1647,6 +1668,8 @@ class Engine:
     # ------------------------------------------------------------------ execution
 
     async def _execute(self, run: Run) -> None:
+        """Execute ``run`` once with a durable store or tracing around it (without
+        either, the worker calls ``_execute_once`` itself)."""
         if run.status.is_finished:
             return  # cancelled while it was queued
         if self.durable and run._started_ms is None:
@@ -1655,7 +1678,6 @@ class Engine:
             await self.store.commit()
             if run.status.is_finished:
                 return  # pragma: no cover - cancelled during the commit
-        run._due_ms = None
         tracing = self.tracing
         if tracing is None:
             await self._execute_once(run)
@@ -1671,6 +1693,9 @@ class Engine:
             self._finish_cancelled(run)
 
     async def _execute_once(self, run: Run) -> None:
+        if run.status.is_finished:
+            return  # cancelled while it was queued
+        run._due_ms = None
         function = run.function
         now = self.clock.now_ms()
         if run._started_ms is None:
@@ -1687,8 +1712,11 @@ class Engine:
         execution = Execution(run._done_steps)
         if run._rare is not None and run._retrying:
             execution.targets = set(run._retrying)
-        events = run.events
-        common = (events[0], list(events), run.run_id, run.next_attempt, function.id)
+        events = run._events
+        if isinstance(events, tuple):
+            common = (events[0], list(events), run.run_id, run.next_attempt, function.id)
+        else:  # one event, held as itself (see Run)
+            common = (events, [events], run.run_id, run.next_attempt, function.id)
         # Cancelling the run (client.cancel, the finish timeout) cancels the worker's
         # scope (run._scope): the handler ends at once, wherever it is awaiting.
         try:
@@ -1696,9 +1724,8 @@ class Engine:
                 output = await self._call_with_hooks(run, execution, common)
             elif function.is_async:
                 ctx = Context(*common, self.logger, self, run, execution)
-                output = await cast(AsyncHandler, function.handler)(
-                    ctx if function.context is None else function.context(ctx)
-                )
+                handler: AsyncHandler = function.handler  # type: ignore[assignment]
+                output = await handler(ctx if function.context is None else function.context(ctx))
             else:
                 sync_ctx = ContextSync(*common, self.logger, self, run, execution)
                 # A thread cannot be interrupted: on cancel it is abandoned, and its next
@@ -2244,7 +2271,9 @@ class Engine:
         run when it is read: the same event, in the same place, for a fraction of the
         cost.
         """
-        for name in announcements(run.status, system_run=run.event.name in _SYSTEM_NAMES):
+        events = run._events
+        first = events if type(events) is not tuple else events[0]  # run.event, inlined
+        for name in announcements(run.status, system_run=first.name in _SYSTEM_NAMES):  # type: ignore[union-attr]
             if name != FINISHED_EVENT:
                 payload = finish_payload(run)
                 payload["error"] = run.error
@@ -2263,7 +2292,10 @@ class Engine:
             self.defer_finished
             and self.harness is None
             and FINISHED_EVENT not in self._pauses.by_name
-            and not self.registry.matching(FINISHED_EVENT)
+            and (
+                self.registry.cache.get(FINISHED_EVENT) == ()  # known: no function (cheap)
+                or not self.registry.matching(FINISHED_EVENT)
+            )
         )
 
     # ------------------------------------------------------------------ records

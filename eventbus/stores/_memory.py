@@ -53,6 +53,7 @@ class MemoryStore:
         #: Internal id -> the run it started, or the runs when there are several (a
         #: list for each event would be one more object for the collector to walk).
         self._runs_by_event: dict[str, Run | list[Run]] = {}
+        #: Internal id -> how many debounces and batches hold the event.
         self._pins: dict[str, int] = {}
         # Arrival order, for pruning: popping the front of a dict is not O(1).
         self._event_order: deque[str] = deque()
@@ -174,7 +175,26 @@ class MemoryStore:
             pins[internal_id] = count
         else:
             pins.pop(internal_id, None)
-            self._held_events.pop(internal_id, None)
+            self._release_held(internal_id)
+
+    def _active_run_of(self, internal_id: str) -> bool:
+        """Whether a run that event ``internal_id`` started has not finished."""
+        found = self._runs_by_event.get(internal_id)
+        if found is None:
+            return False
+        if type(found) is list:
+            return not all(run.status.is_finished for run in found)
+        return not found.status.is_finished  # type: ignore[union-attr]
+
+    def _release_held(self, internal_id: str) -> None:
+        """Drop the pruned event ``internal_id`` once nothing holds it any more (no
+        debounce or batch pins it, no run it started is active)."""
+        if (
+            internal_id in self._held_events
+            and internal_id not in self._pins
+            and not self._active_run_of(internal_id)
+        ):
+            del self._held_events[internal_id]
 
     def abandon(self) -> None:
         """The engine crashed (eventbus.testing): in memory everything is already "in",
@@ -211,19 +231,29 @@ class MemoryStore:
         order = self._event_order
         held = self._held_events
         pins = self._pins
+        by_events = self._runs_by_event
         while len(events) > self.retention:
             internal_id = order.popleft()
             stored = events.pop(internal_id)
-            if internal_id in pins:
+            # Kept aside while a debounce or batch pins it or a run of it is active
+            # (most events started one run, which has finished: checked inline).
+            found = by_events.get(internal_id)
+            if internal_id in pins or (
+                found is not None
+                and (
+                    not found.status.is_finished
+                    if type(found) is Run
+                    else self._active_run_of(internal_id)
+                )
+            ):
                 held[internal_id] = self._event(internal_id, stored)
 
     def add_run(self, run: Run) -> None:
         self._runs[run.run_id] = run
         self._run_order.append(run.run_id)
-        pins = self._pins
-        for event in run.events:
-            key = event.internal_id
-            pins[key] = pins.get(key, 0) + 1
+        events = run._events  # run.events, without the property's call
+        for event in events if type(events) is tuple else (events,):
+            key = event.internal_id  # type: ignore[union-attr]
             by_event = self._runs_by_event.get(key)
             if by_event is None:
                 self._runs_by_event[key] = run
@@ -234,15 +264,9 @@ class MemoryStore:
 
     def run_ended(self, run: Run) -> None:
         """``run`` has finished: its events may be pruned now, and so may it."""
-        pins = self._pins
-        for event in run.events:
-            key = event.internal_id
-            count = pins[key] - 1
-            if count:
-                pins[key] = count
-            else:
-                del pins[key]
-                self._held_events.pop(key, None)
+        if self._held_events:  # events pruned while this run was active go now
+            for event in run.events:
+                self._release_held(event.internal_id)
         held = self._held_runs.pop(run.run_id, None)
         if held is not None:
             # It was moved aside while active; it is now the most recently finished run.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .._client import Inngest
+    from .._engine import Engine
     from .._event import EventBatch
 
 
@@ -24,6 +25,11 @@ class Transport(abc.ABC):
 
     def bind(self, client: Inngest) -> None:  # noqa: B027 - optional hook
         """Called once when the transport is given to a client."""
+
+    def local_engine(self) -> Engine | None:
+        """The engine of this process and thread that takes sends directly, if any (the
+        client then asks it first to accept a send without waiting)."""
+        return None
 
     @abc.abstractmethod
     async def send(self, batch: EventBatch) -> list[str]:

@@ -54,6 +54,9 @@ class InProcessTransport(Transport):
             raise EngineNotRunningError(_NOT_RUNNING)
         return engine
 
+    def local_engine(self) -> Engine | None:
+        return self.engine
+
     def send(self, batch: EventBatch) -> Coroutine[Any, Any, list[str]]:
         # The engine's coroutine itself (send is awaited): one coroutine less per send.
         return self._running_engine().send_batch(batch)

@@ -236,6 +236,43 @@ async def test_history_is_bounded_but_keeps_active_runs() -> None:
 
 
 @pytest.mark.anyio
+async def test_an_event_with_several_runs_is_kept_until_the_last_ends() -> None:
+    """An event past the retention stays readable while any run it started is active
+    (here one of two), and goes once the last has ended."""
+    client = make_client(event_retention=20)
+    gate = anyio.Event()
+
+    @client.create_function(fn_id="hold", trigger=on("app/both"))
+    async def hold(ctx: eventbus.Context) -> None:
+        await gate.wait()
+
+    @client.create_function(fn_id="quick", trigger=[on("app/both"), on("app/quick")])
+    async def quick(ctx: eventbus.Context) -> None:
+        return None
+
+    async def flood() -> None:
+        for _ in range(10):
+            await client.send([{"name": "app/quick"}] * 10)
+            await anyio.lowlevel.checkpoint()
+        while client.engine.backlog:
+            await anyio.lowlevel.checkpoint()
+
+    async with client:
+        (both,) = await client.send({"name": "app/both"})
+        await flood()
+        # quick's run of it has ended and been pruned since; hold's is active
+        (run,) = client.runs(event_id=both)
+        assert run.function.local_id == "hold"
+        assert run.status is eventbus.RunStatus.RUNNING
+        assert client.get_event(both) is not None  # pruned from the history, held aside
+        gate.set()
+        await client.settle()
+        await flood()  # a pass of pruning after the last run ended
+        assert client.get_event(both) is None
+        assert all(e.internal_id != both for e in client.events())
+
+
+@pytest.mark.anyio
 async def test_engine_logs_unfinished_runs_at_stop(caplog: pytest.LogCaptureFixture) -> None:
     """Runs still waiting to retry when the engine stops are reported, not silently dropped."""
     client = make_client()
