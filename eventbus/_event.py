@@ -30,7 +30,7 @@ import attrs
 
 from ._clock import ms_to_datetime
 from ._errors import ConfigWarning, EventValidationError
-from ._json import json_copy
+from ._json import _fast, _Unusual, json_copy
 
 TS_MIN_MS = 315_532_800_000  # 1980-01-01T00:00:00Z
 TS_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
@@ -420,6 +420,52 @@ def _foreign_event(item: object) -> object:
     return to_dict() if callable(to_dict) and not isinstance(item, type) else None
 
 
+def _usual_send(raw: dict[str, Any], max_events: int, max_bytes: int) -> EventBatch | None:
+    """The batch of the usual send, one dict event with an ASCII name that is not
+    reserved, a ``data`` dict of JSON values, an ASCII ``id`` or none and nothing else;
+    checked in one call rather than the general path's several. None for any other
+    send: the general path then accepts it or names what is wrong."""
+    name = raw.get("name")
+    data = raw.get("data")
+    event_id = raw.get("id")
+    if (
+        type(name) is not str
+        or not name
+        or not name.isascii()
+        or name[0] in "iI"  # perhaps 'inngest/': the general path decides
+        or type(data) is not dict
+        or not (event_id is None or (type(event_id) is str and event_id.isascii()))
+        or max_events < 1
+        or not _FIELDS.issuperset(raw)
+        or raw.get("ts") is not None
+        or raw.get("v") is not None
+        or raw.get("user") is not None
+    ):
+        return None
+    try:
+        data_copy, size = _fast(data, 1)
+    except (_Unusual, RecursionError):
+        return None
+    # The bound _wire and prepare_batch compute for it.
+    size += 6 * len(name) + 2 + 80 + 3
+    if event_id is not None:
+        size += 6 * len(event_id)
+    if size > max_bytes:
+        return None
+    return EventBatch(
+        [
+            {
+                "name": name,
+                "data": data_copy,
+                "id": event_id or None,
+                "ts": None,
+                "v": None,
+                "user": {},
+            }
+        ]
+    )
+
+
 def prepare_batch(
     payload: object,
     *,
@@ -433,6 +479,10 @@ def prepare_batch(
     Raises EventValidationError naming the index of the first invalid event; nothing is
     accepted unless every event is valid and the request fits the limits.
     """
+    if type(payload) is dict:
+        usual = _usual_send(payload, max_events, max_bytes)
+        if usual is not None:
+            return usual
     items: Sequence[object]
     single = type(payload) is dict or isinstance(payload, (Event, Mapping))
     if not single and not isinstance(payload, (list, tuple)):

@@ -40,7 +40,7 @@ from ._event import Event
 from ._expr import compile_expression
 from ._json import OutputError, decode_output, encode_output, json_copy
 from ._middleware import HookError
-from ._run import StepRecord, StepStatus
+from ._run import STEP_COMPLETED, STEP_FAILED, STEP_SLEEPING, STEP_WAITING, StepRecord
 
 if TYPE_CHECKING:
     from ._context import _ContextBase
@@ -173,19 +173,18 @@ class Execution:
     that already ran, and ``ctx.logger`` stays quiet, as the SDK's logger does.
     """
 
-    __slots__ = ("consumed", "counts", "hooks", "interrupted", "memos", "targets")
-
-    def __init__(self, memos: int = 0) -> None:
-        #: The middleware of this execution (a function with middleware), or None.
-        self.hooks: Hooks | None = None
-        #: How many times each step id was used (made on the first step).
-        self.counts: dict[str, int] | None = None
-        self.interrupted = False
-        self.memos = memos
-        self.consumed = 0
-        #: Steps awaiting a retry that this execution has not reached yet: meeting a new
-        #: step first means the handler changed its path (StepUnexpectedError).
-        self.targets: set[str] | None = None
+    # Class defaults and no __init__: one is made per execution (per run, for most), and
+    # only what an execution changes is set on it.
+    #: The middleware of this execution (a function with middleware), or None.
+    hooks: Hooks | None = None
+    #: How many times each step id was used (made on the first step).
+    counts: dict[str, int] | None = None
+    interrupted = False
+    memos = 0
+    consumed = 0
+    #: Steps awaiting a retry that this execution has not reached yet: meeting a new
+    #: step first means the handler changed its path (StepUnexpectedError).
+    targets: set[str] | None = None
 
     @property
     def replaying(self) -> bool:
@@ -404,7 +403,7 @@ class Step:
             changed = await hooks.transform_step(output, step)
         else:
             changed, _ = await hooks.end(output, error, step)
-        if error is None and record.status is StepStatus.COMPLETED and changed is not output:
+        if error is None and record.status is STEP_COMPLETED and changed is not output:
             try:
                 record.output = decode_output(encode_output(changed))
             except OutputError as exc:
@@ -430,9 +429,9 @@ class Step:
             raise EngineNotRunningError("the engine crashed (eventbus.testing): no more steps")
         record = self._run.journal.get(key)
         if record is not None:
-            if record.status is StepStatus.COMPLETED:
+            if record.status is STEP_COMPLETED:
                 return await self._memo(record)
-            if record.status is StepStatus.FAILED:
+            if record.status is STEP_FAILED:
                 raise await self._replayed_failure(record)
             if self._execution.targets:
                 self._execution.targets.discard(key)  # the retried step was reached
@@ -567,7 +566,7 @@ class Step:
         return error
 
     def _complete(self, record: StepRecord, output: Any) -> None:
-        record.status = StepStatus.COMPLETED
+        record.status = STEP_COMPLETED
         record.output = output
         record.error = None
         record._ended_ms = self._engine.clock.now_ms()
@@ -581,7 +580,7 @@ class Step:
             self._engine.tracing.step_ended(self._run, record, record._ended_ms)
 
     def _fail(self, record: StepRecord, exc: BaseException) -> StepError:
-        record.status = StepStatus.FAILED
+        record.status = STEP_FAILED
         record.error = error_info(exc)
         record._ended_ms = self._engine.clock.now_ms()
         self._run._done_steps += 1
@@ -702,7 +701,7 @@ class Step:
         key = self._key(step_id)
         record = self._run.journal.get(key)
         if record is not None:
-            if record.status is StepStatus.COMPLETED:
+            if record.status is STEP_COMPLETED:
                 await self._memo(record)
                 return
             raise self._suspend()  # still sleeping (a parallel branch woke the run)
@@ -719,7 +718,7 @@ class Step:
             if self._execution.hooks is not None:
                 await self._end(record, None, None, rerun=True)
             return
-        record.status = StepStatus.SLEEPING
+        record.status = STEP_SLEEPING
         record.wake_ms = wake_ms
         self._engine.sleep_step(self._run, record)
         if self._execution.hooks is not None:
@@ -746,7 +745,7 @@ class Step:
         key = self._key(step_id)
         record = self._run.journal.get(key)
         if record is not None:
-            if record.status is StepStatus.COMPLETED:
+            if record.status is STEP_COMPLETED:
                 found = await self._memo(record)
                 return None if found is None else _event_from_wire(found)
             raise self._suspend()  # still waiting (a parallel branch woke the run)
@@ -796,7 +795,7 @@ class Step:
                 if self._execution.hooks is not None:
                     await self._end(record, record.output, None, rerun=True)
                 return value  # type: ignore[no-any-return]
-        record.status = StepStatus.WAITING
+        record.status = STEP_WAITING
         record.wake_ms = self._engine.clock.now_ms() + ms
         record.wait_for = (event, if_exp)
         self._engine.wait_step(self._run, record, event, compiled)
@@ -864,9 +863,9 @@ class Step:
         key = self._key(step_id)
         record = self._run.journal.get(key)
         if record is not None:
-            if record.status is StepStatus.COMPLETED:
+            if record.status is STEP_COMPLETED:
                 return await self._memo(record)
-            if record.status is StepStatus.FAILED:
+            if record.status is STEP_FAILED:
                 raise await self._replayed_failure(record)
             raise self._suspend()  # still waiting (a parallel branch woke the run)
         try:
@@ -908,7 +907,7 @@ class Step:
             payload, _ = json_copy(dict(data or {}), "data")
         except EventValidationError as exc:
             raise self._fail(record, NonRetriableError(f"invoke {key!r}: {exc}")) from None
-        record.status = StepStatus.WAITING
+        record.status = STEP_WAITING
         record.wake_ms = engine.clock.now_ms() + ms
         engine.invoke_step(self._run, record, target, payload, v)
         if self._execution.hooks is not None:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import eventbus
-from eventbus._event import TS_MAX_MS, TS_MIN_MS, prepare_batch
+from eventbus._event import TS_MAX_MS, TS_MIN_MS, _usual_send, prepare_batch
 
 json_scalars = (
     st.none()
@@ -257,6 +257,52 @@ def test_request_size_limit_is_exact(data: dict[str, Any], name: str) -> None:
     assert batch.decoded[0]["data"] == data
     with pytest.raises(eventbus.EventValidationError, match="max_request_bytes"):
         prepare_batch(events, max_events=2, max_bytes=size - 1)
+
+
+def _outcome(payload: object, max_bytes: int) -> object:
+    try:
+        return prepare_batch(payload, max_events=5, max_bytes=max_bytes).decoded
+    except eventbus.EventValidationError as exc:
+        return (type(exc), str(exc).replace("event 0: ", ""))
+
+
+@given(
+    name=st.text(min_size=1, max_size=12) | st.sampled_from(["app/e", "inngest/x", "Inngest/y"]),
+    data=st.none() | json_objects | st.just([1]),
+    extra=st.dictionaries(
+        st.sampled_from(["id", "ts", "v", "user", "meta"]),
+        st.none() | st.text(max_size=5) | st.integers(TS_MIN_MS, TS_MAX_MS),
+        max_size=2,
+    ),
+    max_bytes=st.integers(50, 400),
+)
+def test_one_dict_send_agrees_with_the_general_path(
+    name: str, data: Any, extra: dict[str, Any], max_bytes: int
+) -> None:
+    """A send of one dict (checked by a shortcut when it has the usual shape) is
+    accepted or refused exactly as the same event in a list, which takes the general
+    path: the same wire dicts, the same error."""
+    raw: dict[str, Any] = {"name": name, **extra}
+    if data is not None:
+        raw["data"] = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _outcome(raw, max_bytes) == _outcome([raw], max_bytes)
+
+
+def test_the_usual_send_takes_the_shortcut_and_copies_its_data() -> None:
+    """The shortcut applies to the common shape (so the test above compares both
+    paths), and, like the general path, keeps a copy of the data."""
+    data = {"orderId": 1, "items": [{"sku": "a"}]}
+    batch = _usual_send({"name": "app/e", "data": data, "id": "k"}, 1, 10**6)
+    assert batch is not None
+    data["items"][0]["sku"] = "changed"
+    assert batch.decoded == [
+        {"name": "app/e", "data": {"orderId": 1, "items": [{"sku": "a"}]}, "id": "k"}
+        | {"ts": None, "v": None, "user": {}}
+    ]
+    assert _usual_send({"name": "inngest/x"}, 1, 10**6) is None
+    assert _usual_send({"name": "app/e", "user": {"a": 1}}, 1, 10**6) is None
 
 
 def test_unknown_fields_are_dropped_with_one_warning_per_name(

@@ -20,7 +20,7 @@ from typing import Final, NamedTuple
 import attrs
 
 from .._function import CANCELLED_EVENT, FAILED_EVENT, FINISHED_EVENT
-from .._run import RunStatus, StepStatus
+from .._run import RUN_CANCELLED, RUN_FAILED, STEP_SLEEPING, STEP_WAITING, RunStatus, StepStatus
 from ._policy import backoff_ms
 
 
@@ -159,9 +159,9 @@ def announcements(status: RunStatus, *, system_run: bool) -> tuple[str, ...]:
     ``.failed`` or ``.cancelled`` after it; none for runs that system events started."""
     if system_run:
         return ()
-    if status is RunStatus.FAILED:
+    if status is RUN_FAILED:
         return (FINISHED_EVENT, FAILED_EVENT)
-    if status is RunStatus.CANCELLED:
+    if status is RUN_CANCELLED:
         return (FINISHED_EVENT, CANCELLED_EVENT)
     return (FINISHED_EVENT,)
 
@@ -210,7 +210,7 @@ def resume(
     rearm = tuple(
         (step_id, status, kind)
         for step_id, status, kind in records
-        if status is StepStatus.SLEEPING or status is StepStatus.WAITING
+        if status is STEP_SLEEPING or status is STEP_WAITING
     )
     if rearm:
         return Resume(rearm, None, suspended=True)

@@ -75,7 +75,24 @@ from .._harness import Explain, Harness
 from .._ids import UlidGenerator, decode_ulid_ms
 from .._json import OutputError, decode_output, encode_output
 from .._middleware import HookError, Hooks, StepOutput
-from .._run import Run, RunStatus, StepRecord, StepStatus, finish_payload, finished_event
+from .._run import (
+    RUN_CANCELLED,
+    RUN_COMPLETED,
+    RUN_FAILED,
+    RUN_QUEUED,
+    RUN_RUNNING,
+    RUN_SLEEPING,
+    RUN_WAITING,
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_SLEEPING,
+    Run,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    finish_payload,
+    finished_event,
+)
 from .._step import CancelRun, Execution, FailRun, Interrupt, clear_step_context
 from ..stores import MemoryStore, Store
 from ._machine import (
@@ -124,6 +141,12 @@ _ENGINE: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
     "eventbus_engine", default=None
 )
 _SYSTEM_NAMES = frozenset({FAILED_EVENT, FINISHED_EVENT})
+#: announcements(status, system_run=...) for every status (by RunStatus.position), built
+#: from the decision itself: a lookup on the way out of every run instead of a call.
+_ANNOUNCE = {
+    system_run: tuple(announcements(status, system_run=system_run) for status in RunStatus)
+    for system_run in (False, True)
+}
 AsyncHandler = Callable[[Context], Awaitable[Any]]
 SyncHandler = Callable[[ContextSync], Any]
 
@@ -554,8 +577,8 @@ class Engine:
             )
             for step_id, status, kind in plan.rearm:
                 record = run.journal[step_id]
-                if status is StepStatus.SLEEPING:
-                    run.status = RunStatus.SLEEPING
+                if status is STEP_SLEEPING:
+                    run.status = RUN_SLEEPING
                     assert record.wake_ms is not None
                     self._add_timer(
                         run, record.wake_ms, functools.partial(self._end_sleep, run, record)
@@ -1708,8 +1731,10 @@ class Engine:
         if run.attempts == 0 or run._body_retry:
             run.attempts += 1
             run._body_retry = False
-        run.status = RunStatus.RUNNING
-        execution = Execution(run._done_steps)
+        run.status = RUN_RUNNING
+        execution = Execution()
+        if run._done_steps:
+            execution.memos = run._done_steps
         if run._rare is not None and run._retrying:
             execution.targets = set(run._retrying)
         events = run._events
@@ -1819,10 +1844,10 @@ class Engine:
         hooks = execution.hooks = Hooks(spec)
         memos = {
             record.id: StepOutput(
-                record.output, record.error if record.status is StepStatus.FAILED else None
+                record.output, record.error if record.status is STEP_FAILED else None
             )
             for record in run.journal.values()
-            if record.status is StepStatus.COMPLETED or record.status is StepStatus.FAILED
+            if record.status is STEP_COMPLETED or record.status is STEP_FAILED
         }
         await hooks.transform_input(
             handler_ctx, function if spec.function is None else spec.function, memos
@@ -1892,7 +1917,7 @@ class Engine:
 
     def sleep_step(self, run: Run, record: StepRecord) -> None:
         """Suspend ``run`` until its sleep step ends."""
-        run.status = RunStatus.SLEEPING
+        run.status = RUN_SLEEPING
         assert record.wake_ms is not None
         if self.durable:
             self.store.touch(run, record)
@@ -1904,7 +1929,7 @@ class Engine:
         self, run: Run, record: StepRecord, name: str, expression: CompiledExpression | None
     ) -> None:
         """Suspend ``run`` until an event named ``name`` matches, or the wait times out."""
-        run.status = RunStatus.WAITING
+        run.status = RUN_WAITING
         if self.durable:
             self.store.touch(run, record)
         if self.tracing is not None:
@@ -1957,7 +1982,7 @@ class Engine:
                 "message": f"the invoked function {target.id!r} is rate limited: {refused[1]}",
                 "stack": None,
             }
-            self._end_step(run, record, StepStatus.FAILED)  # it runs again, and meets it
+            self._end_step(run, record, STEP_FAILED)  # it runs again, and meets it
             return
         self._await_invoked(run, record)
         if self._pauses:
@@ -1987,7 +2012,7 @@ class Engine:
     def _await_invoked(self, run: Run, record: StepRecord) -> str:
         """Suspend ``run`` until the function its ``record`` invoked finishes, or the
         invoke times out; returns the correlation id that matches the two."""
-        run.status = RunStatus.WAITING
+        run.status = RUN_WAITING
         if self.durable:
             self.store.touch(run, record)
         correlation_id = f"{run.run_id}.{record.id}"
@@ -2023,7 +2048,7 @@ class Engine:
     def _fail_step(self, pause: Pause, error: dict[str, Any]) -> None:
         assert pause.record is not None
         pause.record.error = error
-        self._end_step(pause.run, pause.record, StepStatus.FAILED)
+        self._end_step(pause.run, pause.record, STEP_FAILED)
 
     # ------------------------------------------------------------------ cancellation
 
@@ -2110,7 +2135,7 @@ class Engine:
         return True
 
     def _finish_cancelled(self, run: Run) -> None:
-        run.status = RunStatus.CANCELLED
+        run.status = RUN_CANCELLED
         run.error = {
             "error": "function cancelled",
             "message": "function cancelled",
@@ -2139,7 +2164,7 @@ class Engine:
     def _resume(self, pause: Pause, output: dict[str, Any] | None) -> None:
         assert pause.record is not None
         pause.record.output = output
-        self._end_step(pause.run, pause.record, StepStatus.COMPLETED)
+        self._end_step(pause.run, pause.record, STEP_COMPLETED)
 
     def _end_step(self, run: Run, record: StepRecord, status: StepStatus) -> None:
         """A step the run was suspended in ended (a wait matched or timed out, an invoke
@@ -2158,7 +2183,7 @@ class Engine:
         if run.status.is_finished:
             return  # e.g. the losing branch of a race finished after the run
         if not run._executing:
-            run.status = RunStatus.QUEUED
+            run.status = RUN_QUEUED
         self._enqueue(run)
 
     def _match_pauses(self, stored: StoredEvent) -> None:
@@ -2176,7 +2201,7 @@ class Engine:
                 self._resume(pause, value)
 
     def _end_sleep(self, run: Run, record: StepRecord) -> None:
-        self._end_step(run, record, StepStatus.COMPLETED)
+        self._end_step(run, record, STEP_COMPLETED)
 
     async def send_events(self, events: Any) -> list[str]:
         """Send events for ``step.send_event``: into this engine, the one running the run."""
@@ -2237,7 +2262,7 @@ class Engine:
         self._add_timer(run, due, functools.partial(self._enqueue, run))
 
     def _complete(self, run: Run, output: Any) -> None:
-        run.status = RunStatus.COMPLETED
+        run.status = RUN_COMPLETED
         run.output = output
         run.error = None
         run._ended_ms = now = self.clock.now_ms()
@@ -2245,7 +2270,7 @@ class Engine:
         self._announce_end(run, now)
 
     def _fail(self, run: Run, exc: BaseException) -> None:
-        run.status = RunStatus.FAILED
+        run.status = RUN_FAILED
         run.error = error_info(exc)
         run.exception = exc
         run._ended_ms = now = self.clock.now_ms()
@@ -2273,30 +2298,29 @@ class Engine:
         """
         events = run._events
         first = events if type(events) is not tuple else events[0]  # run.event, inlined
-        for name in announcements(run.status, system_run=first.name in _SYSTEM_NAMES):  # type: ignore[union-attr]
+        # announcements(status, system_run=...), looked up rather than called (see _ANNOUNCE)
+        system_run = first.name in _SYSTEM_NAMES  # type: ignore[union-attr]
+        for name in _ANNOUNCE[system_run][run.status.position]:
             if name != FINISHED_EVENT:
                 payload = finish_payload(run)
                 payload["error"] = run.error
                 self._emit(name, payload, now, event_id=run.run_id)  # its id is the run id
                 continue
             internal_id = self._ids.new(now)
-            if self._finished_unseen():
+            # Whether nothing can see the finished event as it is sent (no function or
+            # wait for it, no test harness): the store may then build it when it is read.
+            if (
+                self.defer_finished
+                and self.harness is None
+                and FINISHED_EVENT not in self._pauses.by_name
+                and (
+                    self.registry.cache.get(FINISHED_EVENT) == ()
+                    or not self.registry.matching(FINISHED_EVENT)
+                )
+            ):
                 self.store.add_finished(internal_id, run)
             else:
                 self._emit_stored(finished_event(run, internal_id))
-
-    def _finished_unseen(self) -> bool:
-        """Whether nothing can see a finished event as it is sent (no function or wait
-        for it, no test harness): the store may then build it when it is read."""
-        return (
-            self.defer_finished
-            and self.harness is None
-            and FINISHED_EVENT not in self._pauses.by_name
-            and (
-                self.registry.cache.get(FINISHED_EVENT) == ()  # known: no function (cheap)
-                or not self.registry.matching(FINISHED_EVENT)
-            )
-        )
 
     # ------------------------------------------------------------------ records
 
