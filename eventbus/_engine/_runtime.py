@@ -1739,20 +1739,41 @@ class Engine:
             execution.targets = set(run._retrying)
         events = run._events
         if isinstance(events, tuple):
-            common = (events[0], list(events), run.run_id, run.next_attempt, function.id)
+            first, every = events[0], list(events)
         else:  # one event, held as itself (see Run)
-            common = (events, [events], run.run_id, run.next_attempt, function.id)
+            first, every = events, [events]
         # Cancelling the run (client.cancel, the finish timeout) cancels the worker's
         # scope (run._scope): the handler ends at once, wherever it is awaiting.
         try:
             if function.middleware is not None:
+                common = (first, every, run.run_id, run.next_attempt, function.id)
                 output = await self._call_with_hooks(run, execution, common)
             elif function.is_async:
-                ctx = Context(*common, self.logger, self, run, execution)
+                ctx = Context(
+                    first,
+                    every,
+                    run.run_id,
+                    run.next_attempt,
+                    function.id,
+                    self.logger,
+                    self,
+                    run,
+                    execution,
+                )
                 handler: AsyncHandler = function.handler  # type: ignore[assignment]
                 output = await handler(ctx if function.context is None else function.context(ctx))
             else:
-                sync_ctx = ContextSync(*common, self.logger, self, run, execution)
+                sync_ctx = ContextSync(
+                    first,
+                    every,
+                    run.run_id,
+                    run.next_attempt,
+                    function.id,
+                    self.logger,
+                    self,
+                    run,
+                    execution,
+                )
                 # A thread cannot be interrupted: on cancel it is abandoned, and its next
                 # step call raises (the run has ended).
                 output = await anyio.to_thread.run_sync(
