@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from ._event import StoredEvent
@@ -77,6 +77,7 @@ class _ContextBase:
     __slots__ = (
         "_base_logger",
         "_engine",
+        "_every",
         "_execution",
         "_group",
         "_logger",
@@ -84,7 +85,6 @@ class _ContextBase:
         "_step",
         "attempt",
         "event",
-        "events",
         "function_id",
         "run_id",
     )
@@ -92,7 +92,7 @@ class _ContextBase:
     def __init__(
         self,
         event: StoredEvent,
-        events: list[StoredEvent],
+        events: StoredEvent | tuple[StoredEvent, ...],
         run_id: str,
         attempt: int,
         function_id: str,
@@ -102,7 +102,8 @@ class _ContextBase:
         execution: Execution,
     ) -> None:
         self.event = event
-        self.events = events
+        # The run's events as it holds them: the list is made if the handler asks.
+        self._every: StoredEvent | tuple[StoredEvent, ...] | list[StoredEvent] = events
         self.run_id = run_id
         self.attempt = attempt
         self.function_id = function_id
@@ -114,6 +115,16 @@ class _ContextBase:
         self._execution = execution
         self._step: Any = None
         self._group: Any = None
+
+    @property
+    def events(self) -> list[StoredEvent]:
+        """The events of the run: ``[ctx.event]``, or a batch's, in arrival order."""
+        every = self._every
+        if type(every) is list:
+            return every
+        made = list(every) if type(every) is tuple else [cast("StoredEvent", every)]
+        self._every = made
+        return made
 
     def _async_step(self) -> Step:
         from ._step import Step

@@ -605,6 +605,11 @@ class Function:
     has_expressions: bool = attrs.field(init=False)
     #: True for ``async def`` handlers; sync handlers run in worker threads.
     is_async: bool = attrs.field(init=False)
+    #: True when an event's run starts as soon as the event is taken, with nothing to
+    #: decide first: no trigger expression and no batching, rate limit, idempotency,
+    #: debounce, singleton, throttle, cancellation or timeout (concurrency and priority
+    #: apply as the run is queued).
+    plain: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.id = f"{self.app_id}-{self.local_id}"
@@ -645,6 +650,16 @@ class Function:
                 self.batch_if,
                 self.priority_run,
             )
+        )
+        self.plain = not (
+            self.has_expressions
+            or self.batch
+            or self.rate_limit
+            or self.debounce
+            or self.singleton
+            or self.throttle
+            or self.cancel
+            or self.timeouts
         )
 
     def __repr__(self) -> str:

@@ -264,13 +264,15 @@ class Run:
     #: ``priority=``: its factor (seconds), once evaluated.
     _priority = _RareField[int | None](None)
 
-    def __init__(self, run_id: str, function: Function, events: tuple[StoredEvent, ...]) -> None:
+    def __init__(
+        self, run_id: str, function: Function, events: StoredEvent | tuple[StoredEvent, ...]
+    ) -> None:
         self.run_id = run_id
         self.function = function
         # One event is held as itself: a tuple per run would be one more object that
         # outlives it, for the cyclic collector to walk (most runs have one event).
         self._events: StoredEvent | tuple[StoredEvent, ...] = (
-            events[0] if len(events) == 1 else events
+            events[0] if type(events) is tuple and len(events) == 1 else events
         )
         self._rare: _Rare | None = None  # batch_id, exception, flow control: see _Rare
         self.status = RUN_QUEUED

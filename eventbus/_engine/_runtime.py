@@ -738,6 +738,20 @@ class Engine:
         env: dict[str, Any] | None = None
         started: list[Run] = []
         for function, triggers in matches:
+            if function.plain and not duplicate:
+                # No expression and no flow control decides anything (see Function.plain):
+                # what _schedule would do for it, without its call and its checks.
+                new = Run(self._ids.new(now), function, stored)
+                self._record_run(new)
+                if self.tracing is not None:
+                    self.tracing.run_created(new, self._trace_parent)
+                if explain is not None:
+                    explain.add(stored.internal_id, (function.id, "started run", new.run_id))
+                if stored.ts is not None and stored.ts > now:
+                    self._queue_at(new, stored.ts)  # a future-dated event starts at its ts
+                else:
+                    started.append(new)
+                continue
             if duplicate and not self._holds_duplicate(function, stored, explain):
                 continue
             if function.has_expressions:
@@ -757,8 +771,7 @@ class Engine:
                 started.append(run)
         if self.shuffler is not None:
             self.shuffler.shuffle(started)
-        for run in started:
-            self._enqueue(run)
+        self._queue_new(started)
 
     def _holds_duplicate(
         self, function: Function, stored: StoredEvent, explain: Explain | None
@@ -1204,19 +1217,32 @@ class Engine:
             if run._executing:
                 run._rerun = True  # woken while executing: run again right after
             return
+        self._queue_new((run,))
+
+    def _queue_new(self, runs: Sequence[Run]) -> None:
+        """Queue ``runs``, neither finished nor queued (an event's new runs, in order)."""
         harness = self.harness
-        if harness is not None and run.function.id in harness.captured and run.attempts == 0:
-            harness.captured[run.function.id].append(run)  # capture mode: recorded, not run
-            return
-        run._scheduled = True
-        self._active += 1
-        if run.function.concurrency and not self._take_slots(run):
-            return  # it waits for its concurrency slots, still counted as queued
-        self._push(run)
+        ready = self._ready
+        queued = len(ready)
+        for run in runs:
+            function = run.function
+            if harness is not None and function.id in harness.captured and run.attempts == 0:
+                harness.captured[function.id].append(run)  # capture mode: recorded, not run
+                continue
+            run._scheduled = True
+            self._active += 1
+            if function.concurrency and not self._take_slots(run):
+                continue  # it waits for its concurrency slots, still counted as queued
+            ready.append(run)
+        if len(ready) != queued:
+            self._wake_worker()
 
     def _push(self, run: Run) -> None:
         """Put a queued run on the ready queue and make sure a worker will take it."""
         self._ready.append(run)
+        self._wake_worker()
+
+    def _wake_worker(self) -> None:
         if self._idle:
             if not self._wake_pending:
                 self._wake_pending = True
@@ -1737,11 +1763,8 @@ class Engine:
             execution.memos = run._done_steps
         if run._rare is not None and run._retrying:
             execution.targets = set(run._retrying)
-        events = run._events
-        if isinstance(events, tuple):
-            first, every = events[0], list(events)
-        else:  # one event, held as itself (see Run)
-            first, every = events, [events]
+        every = run._events  # one event held as itself, or a tuple (see Run)
+        first: StoredEvent = every[0] if type(every) is tuple else every  # type: ignore[assignment]
         # Cancelling the run (client.cancel, the finish timeout) cancels the worker's
         # scope (run._scope): the handler ends at once, wherever it is awaiting.
         try:
@@ -1849,7 +1872,7 @@ class Engine:
         self,
         run: Run,
         execution: Execution,
-        common: tuple[StoredEvent, list[StoredEvent], str, int, str],
+        common: tuple[StoredEvent, StoredEvent | tuple[StoredEvent, ...], str, int, str],
     ) -> Any:
         """Execute a function with middleware: its hooks around the handler (see
         eventbus._middleware); one new step per execution."""

@@ -267,8 +267,7 @@ class MemoryStore:
         if self._held_events:  # events pruned while this run was active go now
             for event in run.events:
                 self._release_held(event.internal_id)
-        held = self._held_runs.pop(run.run_id, None)
-        if held is not None:
+        if self._held_runs and self._held_runs.pop(run.run_id, None) is not None:
             # It was moved aside while active; it is now the most recently finished run.
             self._runs[run.run_id] = run
             self._run_order.append(run.run_id)
