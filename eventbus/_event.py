@@ -420,7 +420,7 @@ def _foreign_event(item: object) -> object:
     return to_dict() if callable(to_dict) and not isinstance(item, type) else None
 
 
-def _usual_send(raw: dict[str, Any], max_events: int, max_bytes: int) -> EventBatch | None:
+def usual_batch(raw: dict[str, Any], max_events: int, max_bytes: int) -> EventBatch | None:
     """The batch of the usual send, one dict event with an ASCII name that is not
     reserved, a ``data`` dict of JSON values, an ASCII ``id`` or none and nothing else;
     checked in one call rather than the general path's several. None for any other
@@ -480,7 +480,7 @@ def prepare_batch(
     accepted unless every event is valid and the request fits the limits.
     """
     if type(payload) is dict:
-        usual = _usual_send(payload, max_events, max_bytes)
+        usual = usual_batch(payload, max_events, max_bytes)
         if usual is not None:
             return usual
     items: Sequence[object]

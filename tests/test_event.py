@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import eventbus
-from eventbus._event import TS_MAX_MS, TS_MIN_MS, _usual_send, prepare_batch
+from eventbus._event import TS_MAX_MS, TS_MIN_MS, prepare_batch, usual_batch
 
 json_scalars = (
     st.none()
@@ -290,19 +290,19 @@ def test_one_dict_send_agrees_with_the_general_path(
         assert _outcome(raw, max_bytes) == _outcome([raw], max_bytes)
 
 
-def test_the_usual_send_takes_the_shortcut_and_copies_its_data() -> None:
+def test_theusual_batch_takes_the_shortcut_and_copies_its_data() -> None:
     """The shortcut applies to the common shape (so the test above compares both
     paths), and, like the general path, keeps a copy of the data."""
     data = {"orderId": 1, "items": [{"sku": "a"}]}
-    batch = _usual_send({"name": "app/e", "data": data, "id": "k"}, 1, 10**6)
+    batch = usual_batch({"name": "app/e", "data": data, "id": "k"}, 1, 10**6)
     assert batch is not None
     data["items"][0]["sku"] = "changed"
     assert batch.decoded == [
         {"name": "app/e", "data": {"orderId": 1, "items": [{"sku": "a"}]}, "id": "k"}
         | {"ts": None, "v": None, "user": {}}
     ]
-    assert _usual_send({"name": "inngest/x"}, 1, 10**6) is None
-    assert _usual_send({"name": "app/e", "user": {"a": 1}}, 1, 10**6) is None
+    assert usual_batch({"name": "inngest/x"}, 1, 10**6) is None
+    assert usual_batch({"name": "app/e", "user": {"a": 1}}, 1, 10**6) is None
 
 
 def test_unknown_fields_are_dropped_with_one_warning_per_name(

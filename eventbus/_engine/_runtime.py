@@ -70,6 +70,7 @@ from .._function import (
     SCHEDULED_EVENT,
     Function,
     Registry,
+    TriggerEvent,
 )
 from .._harness import Explain, Harness
 from .._ids import UlidGenerator, decode_ulid_ms
@@ -670,8 +671,9 @@ class Engine:
                 if self._pauses.by_name:
                     self._match_pauses(stored)  # duplicates resume waits too, as on Inngest
                 if not duplicate:
-                    if cache.get(stored.name) != () or (explain is not None and explain.unmatched):
-                        self._fan_out(stored, now)
+                    matches = cache.get(stored.name)
+                    if matches != () or (explain is not None and explain.unmatched):
+                        self._fan_out(stored, now, matches=matches)
                 elif self.registry.holding:
                     # Batches and debounces take duplicates too: event ids do not dedup them.
                     self._fan_out(stored, now, duplicate=True)
@@ -725,11 +727,19 @@ class Engine:
         if self.registry.cache.get(name) != ():  # usually no function listens
             self._fan_out(stored, now)
 
-    def _fan_out(self, stored: StoredEvent, now: int, duplicate: bool = False) -> None:
+    def _fan_out(
+        self,
+        stored: StoredEvent,
+        now: int,
+        duplicate: bool = False,
+        matches: tuple[tuple[Function, tuple[TriggerEvent, ...]], ...] | None = None,
+    ) -> None:
         """Start (or hold) the runs ``stored`` triggers. A ``duplicate`` (an event id
         seen within 24 h) goes only to batches and debounces, as on Inngest: it is
-        deduplicated by every function that would run for it alone."""
-        matches = self.registry.matching(stored.name)
+        deduplicated by every function that would run for it alone. ``matches``: the
+        registry's match for its name, when the caller has it."""
+        if matches is None:
+            matches = self.registry.matching(stored.name)
         explain = self.explain
         if explain is not None and explain.unmatched and not duplicate:
             self._explain_unmatched(stored, matches, explain)
