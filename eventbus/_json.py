@@ -156,9 +156,12 @@ def _fast(value: Any, depth: int) -> tuple[Any, int]:
                     _fast_text(item)
                 copy[key] = item
                 size += 6 * (len(key) + len(item)) + 6
-            elif item_kind is int and item.bit_length() <= _FLOAT_BITS:
+            elif item_kind is int:
+                bits = item.bit_length()
+                if bits > _FLOAT_BITS:
+                    raise _Unusual
                 copy[key] = item
-                size += 6 * len(key) + item.bit_length() // 3 + 6
+                size += 6 * len(key) + bits // 3 + 6
             else:
                 if depth >= MAX_NESTING_DEPTH:
                     raise _Unusual

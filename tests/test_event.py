@@ -290,7 +290,7 @@ def test_one_dict_send_agrees_with_the_general_path(
         assert _outcome(raw, max_bytes) == _outcome([raw], max_bytes)
 
 
-def test_theusual_batch_takes_the_shortcut_and_copies_its_data() -> None:
+def test_the_usual_batch_takes_the_shortcut_and_copies_its_data() -> None:
     """The shortcut applies to the common shape (so the test above compares both
     paths), and, like the general path, keeps a copy of the data."""
     data = {"orderId": 1, "items": [{"sku": "a"}]}
@@ -323,3 +323,29 @@ def test_unknown_fields_are_dropped_with_one_warning_per_name(
             [{"name": "a", "other": 1}], max_events=10, max_bytes=10**6, warn_unknown=False
         )
     assert "other" not in quiet.decoded[0]
+
+
+@given(
+    v=st.none() | st.text(max_size=3),
+    deduplicated=st.booleans(),
+)
+def test_a_stored_event_reads_every_field_whether_or_not_it_was_set(
+    v: str | None, deduplicated: bool
+) -> None:
+    """make_stored leaves the fields that hold their usual value unset; they read as that
+    value all the same, and a name that is no field is still an AttributeError."""
+    from eventbus._event import make_stored
+
+    stored = make_stored("app/e", {"k": 1}, "id-1", 5, v, {}, "in-1", 6, deduplicated)
+    assert (stored.v, stored.deduplicated) == (v, deduplicated)
+    assert stored.expr_view()["name"] == "app/e"
+    assert stored.wire() == {
+        "name": "app/e",
+        "data": {"k": 1},
+        "user": {},
+        "id": "id-1",
+        "ts": 5,
+    } | ({} if v is None else {"v": v})
+    assert stored == make_stored("app/e", {"k": 1}, "id-1", 5, v, {}, "in-1", 6, deduplicated)
+    with pytest.raises(AttributeError, match="'StoredEvent' object has no attribute 'nope'"):
+        stored.nope  # noqa: B018
