@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
@@ -75,6 +76,14 @@ def _seconds(value: object, name: str) -> float:
     ):
         raise FunctionConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
     return float(value)
+
+
+def _validate_for(client_ref: weakref.ref[Inngest], events: object) -> EventBatch:
+    """Validate a send for the client behind ``client_ref`` (its engine's validator)."""
+    client = client_ref()
+    if client is None:  # pragma: no cover - a running engine's client is alive
+        raise EngineNotRunningError("the client of this eventbus engine no longer exists")
+    return client._validate(events)
 
 
 class Inngest:
@@ -332,7 +341,8 @@ class Inngest:
             logger=self.logger,
             event_retention=self.event_retention,
             seed=seed,
-            validate=self._validate,
+            # Through a weak reference: an engine and its client make no reference cycle.
+            validate=functools.partial(_validate_for, weakref.ref(self)),
             max_queued_runs=self.max_queued_runs,
             max_concurrency=self.max_concurrency,
             shutdown_timeout=self.shutdown_timeout,

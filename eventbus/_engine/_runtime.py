@@ -519,6 +519,10 @@ class Engine:
                         await self.store.close()
         except BaseExceptionGroup as group:
             raise _unwrap(group) from None
+        finally:
+            # Its context holds this engine (_ENGINE): dropped once every task has ended,
+            # so a stopped engine and its records make no reference cycle.
+            self._context = None
         if body_error is not None:
             raise body_error
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,20 @@ class Transport(abc.ABC):
     #: request-size check).
     splits_requests = False
 
-    def bind(self, client: Inngest) -> None:  # noqa: B027 - optional hook
-        """Called once when the transport is given to a client."""
+    _client_ref: weakref.ref[Inngest] | None = None
+
+    def bind(self, client: Inngest) -> None:
+        """Called once when the transport is given to a client (an override calls
+        ``super().bind(client)``). The transport keeps a weak reference to it: a client
+        and its transport make no reference cycle, so a client dropped with its history
+        is freed at once rather than by the cyclic collector."""
+        self._client_ref = weakref.ref(client)
+
+    @property
+    def _client(self) -> Inngest | None:
+        """The client this transport was given to, while it exists."""
+        ref = self._client_ref
+        return None if ref is None else ref()
 
     def local_engine(self) -> Engine | None:
         """The engine of this process and thread that takes sends directly, if any (the

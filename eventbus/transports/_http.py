@@ -120,7 +120,6 @@ class HttpTransport(Transport):
         self.origin = self._resolve_origin(event_api_base_url)
         self.event_key: str | None = event_key
         self.env: str | None = env
-        self._client: Inngest | None = None
         # Connections are kept: a sync client for send_sync (httpx clients are
         # thread-safe), and an async client while the eventbus client is entered.
         self._sync_http: httpx.Client | None = None
@@ -140,7 +139,7 @@ class HttpTransport(Transport):
         return DEV_SERVER_ORIGIN if dev else CLOUD_EVENT_ORIGIN
 
     def bind(self, client: Inngest) -> None:
-        self._client = client
+        super().bind(client)
         if self._event_key_arg is None:
             self.event_key = client.event_key
         if self._env_arg is None:

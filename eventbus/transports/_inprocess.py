@@ -8,7 +8,6 @@ from .._errors import EngineNotRunningError, UsageError
 from ._base import Transport
 
 if TYPE_CHECKING:
-    from .._client import Inngest
     from .._engine import Engine
     from .._event import EventBatch
 
@@ -28,10 +27,6 @@ class InProcessTransport(Transport):
     def __init__(self, *, seed: int | None = None) -> None:
         self.seed = seed
         self.engine: Engine | None = None
-        self._client: Inngest | None = None
-
-    def bind(self, client: Inngest) -> None:
-        self._client = client
 
     def new_engine(self) -> Engine:
         assert self._client is not None

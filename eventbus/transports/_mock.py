@@ -8,7 +8,6 @@ from .._ids import UlidGenerator
 from ._base import Transport
 
 if TYPE_CHECKING:
-    from .._client import Inngest
     from .._event import Event, EventBatch
 
 
@@ -27,10 +26,6 @@ class MockTransport(Transport):
         #: Every event sent so far, in order, with ``ts`` filled in.
         self.sent: list[Event] = []
         self._ids = UlidGenerator()
-        self._client: Inngest | None = None
-
-    def bind(self, client: Inngest) -> None:
-        self._client = client
 
     def _record(self, batch: EventBatch) -> list[str]:
         assert self._client is not None

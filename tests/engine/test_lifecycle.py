@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -335,3 +336,40 @@ async def test_handler_logger_carries_run_id(caplog: pytest.LogCaptureFixture) -
             await client.settle()
     (record,) = [r for r in caplog.records if r.getMessage() == "hello from test-app-f"]
     assert record.run_id == client.runs()[0].run_id  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "transport",
+    [InProcessTransport, MockTransport],
+)
+async def test_a_dropped_client_is_freed_without_the_cyclic_collector(
+    transport: Callable[[], Transport],
+) -> None:
+    """A client, its transport and its engine make no reference cycle: a client dropped
+    with its history goes at once, not at the collector's next full collection."""
+    import gc
+    import weakref
+
+    client = eventbus.Inngest("dropped", transport=transport())
+
+    @client.create_function(fn_id="f", trigger=eventbus.TriggerEvent(event="app/e"))
+    async def f(ctx: eventbus.Context) -> int:
+        return 1
+
+    if isinstance(client.transport, InProcessTransport):
+        async with client:
+            await client.send({"name": "app/e"})
+            await client.settle()
+        assert client.runs()[0].output == 1
+    else:
+        await client.send({"name": "app/e"})
+    gone = weakref.ref(client)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del client, f
+        assert gone() is None
+    finally:
+        if was_enabled:
+            gc.enable()
