@@ -435,6 +435,12 @@ class Engine:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        # Idle workers and the timer loop end of themselves rather than by cancellation
+        # (a cancelled task's traceback holds its frames, and so the engine, in a
+        # reference cycle): see _work and _timer_loop.
+        self._wake.set()
+        if self._timer_changed is not None:
+            self._timer_changed.set()
         if not self.crashed:
             self.report_unfinished("eventbus engine stopped")
 
@@ -512,8 +518,10 @@ class Engine:
                     await self.drain()
                 finally:
                     self.stop()
-                    # Workers, timers and the store's writer end first (a write under
-                    # way lands), so nothing changes the records after the store closed.
+                    # What still executes, timers and the store's writer end first (a
+                    # write under way lands), so nothing changes the records after the
+                    # store closed. Idle workers and the timer loop, woken by stop(), end
+                    # of themselves first.
                     tg.cancel_scope.cancel()
                     with anyio.CancelScope(shield=True):
                         await self.store.close()
@@ -1297,7 +1305,7 @@ class Engine:
         ready = self._ready
         done = 0
         while True:
-            while ready:
+            while ready and self._tg is not None:  # a stopped engine starts no run
                 run = ready.popleft()
                 if self._room is not None and len(ready) < self.max_queued_runs:
                     self._room.set()
@@ -1339,8 +1347,8 @@ class Engine:
             if not self._active and self._settled is not None:
                 self._settled.set()
                 self._settled = None
-            if self._idle >= MAX_IDLE_WORKERS:
-                return True
+            if self._idle >= MAX_IDLE_WORKERS or self._tg is None:
+                return True  # enough are idle, or the engine stops
             if self._wake.is_set():
                 # The event that woke the workers last: a fresh one to wait on, made
                 # here, after the runs, rather than as a worker wakes (on the way from a
@@ -1718,7 +1726,7 @@ class Engine:
             raise UsageError("advance a VirtualClock from the thread that runs its engine")
 
     async def _timer_loop(self) -> None:
-        while not self.crashed:
+        while not self.crashed and self._tg is not None:
             self._fire_due()
             delay = math.inf
             due = self._next_timer(cron=True)

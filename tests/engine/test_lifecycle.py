@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -346,8 +347,10 @@ async def test_handler_logger_carries_run_id(caplog: pytest.LogCaptureFixture) -
 async def test_a_dropped_client_is_freed_without_the_cyclic_collector(
     transport: Callable[[], Transport],
 ) -> None:
-    """A client, its transport and its engine make no reference cycle: a client dropped
-    with its history goes at once, not at the collector's next full collection."""
+    """A client, its transport and its stopped engine make no reference cycle, and the
+    engine's workers end without being cancelled (a cancelled task's traceback would
+    hold the engine): a client dropped with its history goes at once, not at the
+    collector's next full collection."""
     import gc
     import weakref
 
@@ -364,12 +367,48 @@ async def test_a_dropped_client_is_freed_without_the_cyclic_collector(
         assert client.runs()[0].output == 1
     else:
         await client.send({"name": "app/e"})
-    gone = weakref.ref(client)
+    engine = client.engine if isinstance(client.transport, InProcessTransport) else None
+    gone = [weakref.ref(client)] + (
+        [] if engine is None else [weakref.ref(engine), weakref.ref(engine.store)]
+    )
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        del client, f
-        assert gone() is None
+        del client, f, engine
+        assert [ref() for ref in gone] == [None] * len(gone)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_engine_left_is_freed_without_the_cyclic_collector(backend: str) -> None:
+    """The engine's idle workers and timer loop end of themselves as it stops, rather
+    than by cancellation: a cancelled task's traceback would hold its frames, and so the
+    engine and its history, in a reference cycle until a full collection."""
+    import gc
+    import weakref
+
+    engines: list[weakref.ref[Any]] = []
+
+    async def main() -> None:
+        client = eventbus.Inngest("left")
+
+        @client.create_function(fn_id="f", trigger=eventbus.TriggerEvent(event="app/e"))
+        async def f(ctx: eventbus.Context) -> int:
+            return 1
+
+        async with client:
+            await client.send([{"name": "app/e"}] * 3)
+            await client.settle()
+        assert client.engine is not None
+        engines.append(weakref.ref(client.engine))
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        anyio.run(main, backend=backend)
+        assert engines[0]() is None
     finally:
         if was_enabled:
             gc.enable()
