@@ -762,13 +762,8 @@ class Engine:
         for function, triggers in matches:
             if function.plain and not duplicate:
                 # No expression and no flow control decides anything (see Function.plain):
-                # what _schedule would do for it, without its call and its checks.
-                new = Run(self._ids.new(now), function, stored)
-                self._record_run(new)
-                if self.tracing is not None:
-                    self.tracing.run_created(new, self._trace_parent)
-                if explain is not None:
-                    explain.add(stored.internal_id, (function.id, "started run", new.run_id))
+                # what _schedule would do for it, without its checks.
+                new = self._new_run(function, stored, now)
                 if stored.ts is not None and stored.ts > now:
                     self._queue_at(new, stored.ts)  # a future-dated event starts at its ts
                 else:
@@ -866,18 +861,10 @@ class Engine:
                         holder.event.internal_id,
                         (function.id, "cancelled by singleton", f"run {holder.run_id}"),
                     )
-        run = Run(self._ids.new(now), function, (stored,) if held is None else held)
-        if batch_id is not None:
-            run.batch_id = batch_id
-        self._record_run(run)
-        if self.tracing is not None:
-            self.tracing.run_created(run, self._trace_parent)
+        run = self._new_run(function, stored if held is None else held, now, batch_id)
         if slot is not None:
             self._singletons[slot] = run
             run._singleton = slot
-        if explain is not None:
-            for event in run.events:
-                explain.add(event.internal_id, (function.id, "started run", run.run_id))
         if function.cancel or function.timeouts:
             self._arm(run, now)
         # Inngest schedules runs of future-dated events at their ts; a throttle
@@ -898,6 +885,26 @@ class Engine:
             self._queue_at(run, due)
             return None, env
         return run, env
+
+    def _new_run(
+        self,
+        function: Function,
+        events: StoredEvent | tuple[StoredEvent, ...],
+        now: int,
+        batch_id: str | None = None,
+    ) -> Run:
+        """A new run of ``function`` for ``events``, recorded (and traced, explained)."""
+        run = Run(self._ids.new(now), function, events)
+        if batch_id is not None:
+            run.batch_id = batch_id
+        self._record_run(run)
+        if self.tracing is not None:
+            self.tracing.run_created(run, self._trace_parent)
+        explain = self.explain
+        if explain is not None:
+            for event in run.events:
+                explain.add(event.internal_id, (function.id, "started run", run.run_id))
+        return run
 
     def _wait_turn(self, run: Run, slot: tuple[str, str], due: int) -> None:
         """Throttle and priority: ``run`` waits in its key's backlog, in priority order;

@@ -412,3 +412,30 @@ def test_an_engine_left_is_freed_without_the_cyclic_collector(backend: str) -> N
     finally:
         if was_enabled:
             gc.enable()
+
+
+@pytest.mark.anyio
+async def test_a_run_queued_as_the_engine_stops_stays_queued() -> None:
+    """An error in the block stops the engine without draining: a run still queued then
+    does not start, though the workers end of themselves rather than by cancellation."""
+    client = eventbus.Inngest("stopping")
+    started: list[str] = []
+
+    @client.create_function(fn_id="f", trigger=eventbus.TriggerEvent(event="app/e"))
+    async def f(ctx: eventbus.Context) -> None:
+        started.append(ctx.run_id)
+
+    async def fail_with_one_queued() -> None:
+        async with client:
+            await client.send({"name": "app/e"})
+            await client.settle()  # the worker is idle when the next send comes
+            await client.send({"name": "app/e"})  # queued; the worker is woken for it
+            raise RuntimeError("the block failed")
+
+    with pytest.raises(RuntimeError, match="the block failed"):
+        await fail_with_one_queued()
+    assert len(started) == 1
+    assert [run.status for run in client.runs()] == [
+        eventbus.RunStatus.COMPLETED,
+        eventbus.RunStatus.QUEUED,
+    ]
